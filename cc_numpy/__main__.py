@@ -1,0 +1,216 @@
+"""The command line: ``python -m cc_numpy COMMAND [flags]`` (``--help`` on each command).
+
+It only parses flags, builds configs and calls library functions. Bad input
+prints ``error: …`` on stderr and exits with status 2, without a traceback.
+"""
+
+import argparse
+import os
+import sys
+
+from .runtime import keep_freed_memory
+
+keep_freed_memory()             # freed (B, n) temporaries stay in the heap (see runtime.py)
+
+from .storage import CorruptFileError  # noqa: E402
+from .train import NonFiniteLossError  # noqa: E402
+
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CorruptFileError, NonFiniteLossError)
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; p must be in (0, 1]") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"p must be in (0, 1], got {text}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _print_progress(step, steps, running_loss_over_p, steps_per_second):
+    end = "\n" if step == steps else ""
+    print(f"\r  step {step:>7d}/{steps}  running L/p {running_loss_over_p:.4f}  "
+          f"{steps_per_second:7.0f} steps/s", end=end, file=sys.stderr, flush=True)
+
+
+def add_train_parser(commands):
+    from .data import MIXING_KINDS, TASKS
+    from .train import DEFAULT_CONFIG as D
+
+    parser = commands.add_parser(
+        "train", help="train one model and write weights.npz, metrics.json, history.npz",
+        description="Train the residual CC model or the simplified MLP with AdamW and a cosine schedule "
+                    "(the paper's settings by default).")
+    parser.add_argument("--model", choices=("mlp", "residual"), default=D["model"],
+                        help="'mlp': ŷ = W_out ReLU(W_in x) on the features; 'residual': the CC model with "
+                             "a fixed d-dim residual stream (default: %(default)s)")
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="labels: residual y = x + ReLU(x), clean y = ReLU(x), mixed y = ReLU(x) + σ M x "
+                             "(default: residual for --model residual, else mixed)")
+    parser.add_argument("--mixing", choices=MIXING_KINDS, default=D["mixing"],
+                        help="kind of the unscaled M for the mixed task (default: %(default)s)")
+    parser.add_argument("--rank", type=_positive_int, default=None, help="rank of a low-rank M (default: n)")
+    parser.add_argument("--sigma", type=_finite_float, default=D["sigma"],
+                        help="mixing scale σ of the mixed task (default: %(default)s)")
+    parser.add_argument("--learn-sigma", action="store_true",
+                        help="train σ with the weights (starts at --sigma-init; the labels use |σ|)")
+    parser.add_argument("--sigma-init", type=_finite_float, default=D["sigma_init"],
+                        help="starting σ when learned (default: %(default)s)")
+    parser.add_argument("--p", type=_probability, default=D["p"],
+                        help="probability that a feature is active, in (0, 1] (default: %(default)s)")
+    parser.add_argument("--steps", type=_positive_int, default=D["steps"], help="training steps (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=D["batch_size"],
+                        help="samples per step (default: %(default)s)")
+    parser.add_argument("--lr", type=_finite_float, default=D["lr"], help="peak learning rate (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=_finite_float, default=D["weight_decay"],
+                        help="AdamW weight decay λ (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative_int, default=D["seed"],
+                        help="seed of the matrix, data and initialisation streams (default: %(default)s)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"],
+                        help="training precision (default: %(default)s)")
+    parser.add_argument("--n", type=_positive_int, default=D["n"], help="features (default: %(default)s)")
+    parser.add_argument("--d", type=_positive_int, default=D["d"], help="residual width (default: %(default)s)")
+    parser.add_argument("--d-mlp", type=_positive_int, default=D["d_mlp"], help="neurons (default: %(default)s)")
+    parser.add_argument("--out", default="runs/train", help="output directory (default: %(default)s)")
+    parser.add_argument("--eval-samples", type=_non_negative_int, default=200_000,
+                        help="samples for the final L/p at the training p; 0 skips it (default: %(default)s)")
+    parser.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
+                        help="write out/checkpoint.npz every this many steps and resume from it (0: never)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args):
+    import numpy as np
+
+    from .evaluate import loss_over_p
+    from .runs import save_run
+    from .train import make_config, train
+
+    overrides = dict(model=args.model, mixing=args.mixing, rank=args.rank, sigma=args.sigma,
+                     learn_sigma=args.learn_sigma, sigma_init=args.sigma_init, p=args.p, steps=args.steps,
+                     batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+                     dtype=args.dtype, n=args.n, d=args.d, d_mlp=args.d_mlp)
+    if args.task is not None:
+        overrides["task"] = args.task
+    config = make_config(**overrides)
+    checkpoint = os.path.join(args.out, "checkpoint.npz") if args.checkpoint_every else None
+    if not args.quiet:
+        print(f"training {config['model']} on the {config['task']} task, p = {config['p']}, "
+              f"{config['steps']} steps", file=sys.stderr)
+    result = train(config, progress=None if args.quiet else _print_progress, checkpoint_path=checkpoint,
+                   checkpoint_every=max(args.checkpoint_every, 1))
+    metrics = {"config": result["config"], "seconds": result["seconds"],
+               "steps_per_second": result["steps_per_second"], "sigma": result["sigma"],
+               "final_loss_over_p_running": float(np.mean(result["history"][-100:]) / config["p"])}
+    if args.eval_samples:
+        params64 = {k: v.astype(np.float64) for k, v in result["params"].items() if k != "sigma"}
+        evaluation = loss_over_p(params64, config["p"], np.random.default_rng([config["seed"], 1]),
+                                 task=config["task"], M=result["M"], sigma=result["sigma"],
+                                 n_samples=args.eval_samples)
+        metrics["evaluation"] = evaluation
+        print(f"L/p at p = {config['p']}: {evaluation['loss_over_p']:.5f} ± {evaluation['stderr']:.5f} "
+              f"({evaluation['n_samples']} samples); naive 1/12 = {1 / 12:.5f}")
+    save_run(args.out, result["params"], result["M"], result["sigma"], metrics,
+             result["history"], result["sigma_history"])
+    if checkpoint and os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    print(f"wrote {args.out}/weights.npz, metrics.json, history.npz ({result['seconds']:.1f} s of training)")
+
+
+def add_evaluate_parser(commands):
+    parser = commands.add_parser(
+        "evaluate", help="L/p with standard errors at a list of p for a saved run",
+        description="Monte Carlo L/p (mean squared error per feature divided by p) of a saved run, "
+                    "on the labels it was trained on.")
+    parser.add_argument("run", help="a run directory (or its weights.npz)")
+    parser.add_argument("--p", type=_probability, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
+                        help="evaluation probabilities in (0, 1] (default: %(default)s)")
+    parser.add_argument("--samples", type=_positive_int, default=200_000,
+                        help="samples per p (the minimum with --target-stderr) (default: %(default)s)")
+    parser.add_argument("--target-stderr", type=_finite_float, default=None,
+                        help="keep sampling until the standard error of L/p is at most this")
+    parser.add_argument("--seed", type=_non_negative_int, default=1, help="evaluation seed (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args):
+    import numpy as np
+
+    from .evaluate import loss_over_p_curve
+    from .runs import load_run
+    from .storage import save_json
+
+    params, M, sigma, metrics = load_run(args.run)
+    task = metrics.get("config", {}).get("task", "mixed" if M is not None else "clean")
+    if args.target_stderr is not None and args.target_stderr <= 0:
+        raise ValueError(f"--target-stderr must be > 0, got {args.target_stderr}")
+    curve = loss_over_p_curve(params, args.p, np.random.default_rng(args.seed), task=task, M=M, sigma=sigma,
+                              n_samples=args.samples, target_stderr=args.target_stderr)
+    print(f"{'p':>10s} {'L/p':>10s} {'stderr':>10s} {'samples':>10s}   (task {task}, naive 1/12 = {1 / 12:.5f})")
+    for p, value, err, count in zip(curve["p"], curve["loss_over_p"], curve["stderr"], curve["n_samples"]):
+        print(f"{p:10.4g} {value:10.5f} {err:10.5f} {count:10d}")
+    if args.out:
+        save_json(args.out, {"run": args.run, "task": task, **{k: v.tolist() for k, v in curve.items()}})
+
+
+COMMANDS = [add_train_parser, add_evaluate_parser]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m cc_numpy",
+        description="cc_numpy: the Compressed Computation toy model and its mixing-matrix explanation, in NumPy.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished files are complete, unfinished ones were not written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

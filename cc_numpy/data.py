@@ -1,0 +1,197 @@
+"""Sparse inputs, the three label tasks and the mixing-matrix families.
+
+Notation (column vectors in the math, rows-as-samples in code):
+
+    x ∈ R^n          each feature active with probability p, value ~ U[-1, 1], else 0
+    residual task    y = x + ReLU(x)                 (the CC model of Braun et al.)
+    clean task       y = ReLU(x)                     (M = 0)
+    mixed task       y = ReLU(x) + σ M x             (y_o = ReLU(x_o) + σ Σ_i M_oi x_i)
+
+In code a batch ``x`` has shape (B, n) and ``σ M x`` is ``sigma * x @ M.T``.
+
+Sampling is O(p·B·n): instead of drawing B·n Bernoulli coins we draw the gaps
+between active positions of the flattened batch. The gap between successive
+successes of independent Bernoulli(p) trials is Geometric(p), so cumulative
+sums of geometric draws give exactly the same distribution of active
+positions. At p = 0.01 about 37 % of samples are all-zero ((1 − p)^n); a
+bias-free model's loss and gradient on them are exactly zero, so
+:func:`sample_sparse_batch` keeps only the non-empty rows (as a CSR matrix)
+and remembers the full batch size, which the loss still divides by.
+
+Every random draw takes an explicit ``numpy.random.Generator``.
+:func:`random_streams` splits one seed into independent streams for the
+matrices (W_E or M), the data and the initial weights (``SeedSequence.spawn``),
+so a σ sweep can reuse one fixed unscaled M while only σ changes.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from .validate import check_array, check_choice, check_dtype, check_int, check_probability, check_rng
+
+TASKS = ("residual", "clean", "mixed")
+MIXING_KINDS = ("asymmetric", "symmetric", "embedding", "embedding_authors", "lowrank", "lowrank_orthonormal")
+STREAMS = ("matrix", "data", "init")
+
+
+def random_streams(seed):
+    """Independent generators for the matrices, the data and the initial weights.
+
+    Returns a dict ``{"matrix": Generator, "data": Generator, "init": Generator}``
+    spawned from ``numpy.random.SeedSequence(seed)``.
+    """
+    check_int(seed, "seed", minimum=0)
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+def _active_positions(total, p, rng):
+    """Sorted flat positions in [0, total) each active independently with probability p.
+
+    Positions are cumulative sums of Geometric(p) gaps, so the cost is O(p·total).
+    Returns an int64 array of shape (K,), K ~ Binomial(total, p).
+    """
+    expected = p * total
+    chunk = int(expected + 6.0 * np.sqrt(expected) + 16)
+    pieces, last = [], -1
+    while last < total:
+        gaps = rng.geometric(p, size=chunk)                     # (chunk,) gaps ≥ 1
+        positions = last + np.cumsum(gaps)                      # (chunk,) next active positions
+        pieces.append(positions)
+        last = positions[-1]
+    positions = np.concatenate(pieces)
+    return positions[: np.searchsorted(positions, total)]       # keep positions < total
+
+
+def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
+    """A batch of sparse inputs, all-zero rows dropped.
+
+    Parameters
+    ----------
+    batch_size : int, B, the number of samples drawn (all-zero ones included).
+    n : int, number of features.
+    p : float in (0, 1], probability that a feature is active.
+    rng : numpy.random.Generator.
+    dtype : float32 or float64.
+
+    Returns
+    -------
+    dict with
+        ``x``: scipy.sparse.csr_matrix of shape (B_nz, n), the non-empty rows;
+        ``batch_size``: B (the loss is a mean over all B rows);
+        ``row_index``: (B_nz,) int array, where each kept row sat in the batch.
+    """
+    batch_size = check_int(batch_size, "batch_size")
+    n = check_int(n, "n")
+    p = check_probability(p)
+    check_rng(rng)
+    dtype = check_dtype(dtype)
+    positions = _active_positions(batch_size * n, p, rng)       # (K,)
+    values = rng.uniform(-1.0, 1.0, size=positions.size).astype(dtype)  # (K,) x_i ~ U[-1, 1]
+    rows, cols = np.divmod(positions, n)                        # (K,), (K,) rows already sorted
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))          # (B_nz,) first entry of each non-empty row
+    row_index = rows[starts]                                    # (B_nz,)
+    indptr = np.append(starts, rows.size)                       # (B_nz + 1,) CSR row pointers
+    x = sp.csr_matrix((values, cols.astype(np.int32), indptr.astype(np.int32)),
+                      shape=(row_index.size, n))
+    return {"x": x, "batch_size": batch_size, "row_index": row_index}
+
+
+def batch_to_dense(batch):
+    """The full (B, n) dense array of a sparse batch, all-zero rows put back."""
+    x = batch["x"]
+    dense = np.zeros((batch["batch_size"], x.shape[1]), dtype=x.dtype)  # (B, n)
+    dense[batch["row_index"]] = x.toarray()
+    return dense
+
+
+def sample_inputs(batch_size, n, p, rng, dtype=np.float64):
+    """A dense (B, n) batch of sparse inputs (same draw as :func:`sample_sparse_batch`)."""
+    return batch_to_dense(sample_sparse_batch(batch_size, n, p, rng, dtype))
+
+
+def _as_dense(x):
+    """A dense ndarray view of x, which may be an ndarray or a scipy sparse matrix."""
+    return x.toarray() if sp.issparse(x) else x
+
+
+def mixing_term(x, M):
+    """M x for every sample: ``x @ M.T``, shape (B, n); x dense or sparse (B, n), M (n, n)."""
+    return np.asarray(x @ M.T)                                  # (B, n) @ (n, n) -> (B, n)
+
+
+def make_labels(x, task, M=None, sigma=0.0):
+    """Labels for a batch.
+
+    Parameters
+    ----------
+    x : (B, n) ndarray or scipy sparse matrix.
+    task : 'residual' (y = x + ReLU(x)), 'clean' (y = ReLU(x)) or
+        'mixed' (y = ReLU(x) + σ M x).
+    M : (n, n) unscaled mixing matrix, required for 'mixed'.
+    sigma : float, the mixing scale σ (the labels use it as given).
+
+    Returns
+    -------
+    y : (B, n) ndarray.
+    """
+    check_choice(task, "task", TASKS)
+    dense = _as_dense(x)                                        # (B, n)
+    relu_x = np.maximum(dense, 0)                               # ReLU(x)
+    if task == "residual":
+        return dense + relu_x                                   # y = x + ReLU(x)
+    if task == "clean":
+        return relu_x                                           # y = ReLU(x)
+    if M is None:
+        raise ValueError("the mixed task needs a mixing matrix M of shape (n, n)")
+    check_array(M, "M", shape=(dense.shape[1], dense.shape[1]))
+    return relu_x + sigma * mixing_term(x, M)                  # y = ReLU(x) + σ M x
+
+
+def random_embedding(n, d, rng, dtype=np.float64):
+    """The fixed embedding W_E (d × n): Gaussian entries, each feature column of unit norm."""
+    n, d = check_int(n, "n"), check_int(d, "d")
+    check_rng(rng)
+    W_E = rng.standard_normal((d, n))                           # (d, n)
+    W_E /= np.linalg.norm(W_E, axis=0, keepdims=True)           # ‖W_E[:, i]‖ = 1
+    return W_E.astype(check_dtype(dtype))
+
+
+def mixing_matrix(kind, n, rng, d=1000, rank=None):
+    """An unscaled mixing matrix M (n × n), float64.
+
+    kind
+        'asymmetric'          M_ij iid N(0, 1).
+        'symmetric'           upper triangle (diagonal included) of such a matrix
+                              mirrored below it; every entry still N(0, 1).
+        'embedding'           M = I − W_Eᵀ W_E for a random embedding (d × n): the sign
+                              the CC model's algebra gives (see ``mixing.py``).
+        'embedding_authors'   M = W_Eᵀ W_E − I, the sign the authors used.
+        'lowrank'             M = U Vᵀ, U, V (n × rank) Gaussian.
+        'lowrank_orthonormal' M = Q_U Q_Vᵀ with Q from the QR of U and V: a flat spectrum.
+        Both low-rank kinds are rescaled to ‖M‖_F = n, the expected norm of the
+        asymmetric kind, so that σ means the same size of mixing.
+    """
+    check_choice(kind, "mixing kind", MIXING_KINDS)
+    n = check_int(n, "n")
+    check_rng(rng)
+    if kind == "asymmetric":
+        return rng.standard_normal((n, n))                      # (n, n) M_ij ~ N(0, 1)
+    if kind == "symmetric":
+        upper = np.triu(rng.standard_normal((n, n)))            # (n, n) diagonal included
+        return upper + np.triu(upper, 1).T                      # mirror the strict upper triangle
+    if kind in ("embedding", "embedding_authors"):
+        from .mixing import residual_mixing_matrix
+
+        W_E = random_embedding(n, d, rng)                       # (d, n)
+        sign = "algebra" if kind == "embedding" else "authors"
+        return residual_mixing_matrix(W_E, sign=sign)
+    rank = check_int(rank if rank is not None else n, "rank")
+    if rank > n:
+        raise ValueError(f"rank must be between 1 and n = {n}, got {rank}")
+    U = rng.standard_normal((n, rank))                          # (n, r)
+    V = rng.standard_normal((n, rank))                          # (n, r)
+    if kind == "lowrank_orthonormal":
+        U, V = np.linalg.qr(U)[0], np.linalg.qr(V)[0]           # orthonormal columns
+    M = U @ V.T                                                 # (n, r) @ (r, n) -> (n, n)
+    return M * (n / np.linalg.norm(M))                          # ‖M‖_F = n

@@ -1,0 +1,59 @@
+"""A trained run on disk: ``weights.npz``, ``metrics.json`` and ``history.npz``.
+
+weights.npz   W_in, W_out (+ W_E for the residual model); for the mixed task the
+              unscaled M and the scalar sigma, so that the labels are
+              y = ReLU(x) + sigma · M x  (y_o = ReLU(x_o) + sigma Σ_i M_oi x_i).
+metrics.json  the config, the final running loss, timings, and any evaluation.
+history.npz   loss (steps,) per training step; sigma (steps,) when σ was learned.
+
+All three are written atomically (``storage.py``).
+"""
+
+import os
+
+import numpy as np
+
+from .evaluate import check_model_params
+from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz
+
+
+def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sigma_history=None):
+    """Write a run's files into ``out_dir`` (created if needed); return the weights path."""
+    weights = {k: v for k, v in params.items() if k in ("W_E", "W_in", "W_out")}
+    if M is not None:
+        weights["M"] = M
+        weights["sigma"] = np.array(float(sigma))
+    path = os.path.join(out_dir, "weights.npz")
+    save_npz(path, weights)
+    if history is not None:
+        arrays = {"loss": history}
+        if sigma_history is not None:
+            arrays["sigma"] = sigma_history
+        save_npz(os.path.join(out_dir, "history.npz"), arrays)
+    save_json(os.path.join(out_dir, "metrics.json"), metrics or {})
+    return path
+
+
+def load_run(path):
+    """Read a run from its folder or its weights.npz.
+
+    Returns ``(params, M, sigma, metrics)``: params as float64 arrays, M (or None),
+    sigma (float, 0 when there is no M), metrics (dict, {} when metrics.json is absent).
+    """
+    path = os.fspath(path)
+    weights_path = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
+    arrays = load_npz(weights_path, required=("W_in", "W_out"))
+    params = {k: np.asarray(arrays[k], dtype=np.float64) for k in ("W_E", "W_in", "W_out") if k in arrays}
+    try:
+        n = check_model_params(params)
+    except (ValueError, TypeError) as error:
+        raise CorruptFileError(f"{weights_path} holds inconsistent weights: {error}") from error
+    M, sigma = None, 0.0
+    if "M" in arrays:
+        M = np.asarray(arrays["M"], dtype=np.float64)
+        if M.shape != (n, n) or "sigma" not in arrays:
+            raise CorruptFileError(f"{weights_path}: M must be ({n}, {n}) and come with sigma")
+        sigma = float(arrays["sigma"])
+    metrics_path = os.path.join(os.path.dirname(weights_path), "metrics.json")
+    metrics = load_json(metrics_path) if os.path.exists(metrics_path) else {}
+    return params, M, sigma, metrics

@@ -1,0 +1,92 @@
+"""Input checks shared by every public function.
+
+Each checker either returns the (possibly converted) value or raises a
+``ValueError`` / ``TypeError`` whose message says what was given and what is
+allowed. The command line turns these errors into a one-line message and exit
+code 2.
+"""
+
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_rng(rng, name="rng"):
+    """Return ``rng`` if it is a ``numpy.random.Generator``, else raise TypeError."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_int(value, name, minimum=1):
+    """Return ``value`` as an int >= ``minimum``; bools and non-integers are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, low=-np.inf, high=np.inf, low_open=False, high_open=False):
+    """Return ``value`` as a finite float inside the given interval."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    allowed = f"{left}{low:g}, {high:g}{right}"
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, in {allowed}; got {value}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        raise ValueError(f"{name} must be in {allowed}, got {value:g}")
+    return value
+
+
+def check_probability(p, name="p"):
+    """A feature-activity probability: a finite float in (0, 1]."""
+    return check_float(p, name, 0.0, 1.0, low_open=True)
+
+
+def check_choice(value, name, allowed):
+    """Return ``value`` if it is one of ``allowed`` (a tuple of strings)."""
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def check_dtype(dtype):
+    """Return a NumPy float type from 'float32' / 'float64' (or the types themselves)."""
+    if isinstance(dtype, str):
+        check_choice(dtype, "dtype", tuple(DTYPES))
+        return DTYPES[dtype]
+    if dtype in (np.float32, np.float64):
+        return dtype
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def check_array(a, name, shape=None, ndim=None):
+    """Return ``a`` as a finite real ndarray with the given shape (None = any size).
+
+    ``shape`` is a tuple whose entries are ints or None (any length on that axis).
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if shape is not None:
+        ok = a.ndim == len(shape) and all(s is None or s == t for s, t in zip(shape, a.shape))
+        if not ok:
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
