@@ -186,7 +186,127 @@ def run_evaluate(args):
         save_json(args.out, {"run": args.run, "task": task, **{k: v.tolist() for k, v in curve.items()}})
 
 
-COMMANDS = [add_train_parser, add_evaluate_parser]
+EXPERIMENT_COMMANDS = {
+    "mixing-types": ("mixing_types", "L/p over evaluation p for models trained on clean, embedding-like, "
+                                     "asymmetric and symmetric M (and the residual CC model)"),
+    "sigma-sweep": ("sigma_sweep", "L/p at p = 0.01 against σ for symmetric and asymmetric M"),
+    "finetune": ("finetune", "train with asymmetric M, then fine-tune with M = 0: the loss trace"),
+    "sparsity-regimes": ("sparsity_regimes", "models trained at p from 0.001 to 1, each evaluated across p, "
+                                             "and their input-output behaviour"),
+    "baselines": ("baselines", "naive and naive + offset, analytic and Monte Carlo, and the optimal offset"),
+    "eigen": ("eigen", "eigen-analysis of a model trained 20k steps on asymmetric σ = 0.03"),
+    "small-p": ("small_p", "exact p -> 0 loss against Monte Carlo, and the noise-free small-p optimum"),
+    "snmf-sweep": ("snmf", "SNMF baselines (both targets) against trained models, L/p against σ"),
+    "low-rank": ("low_rank", "learned σ with low-rank M = U Vᵀ of ranks 10 to 100"),
+}
+
+
+def _add_scale_flags(parser):
+    parser.add_argument("--scale", choices=("paper", "quick", "test"), default="paper",
+                        help="preset scale (default: %(default)s, the paper's)")
+    parser.add_argument("--steps", type=_positive_int, default=None, help="training steps per model")
+    parser.add_argument("--eval-points", type=_positive_int, default=None, help="number of evaluation p's")
+    parser.add_argument("--sigma-points", type=_positive_int, default=None, help="number of σ values")
+    parser.add_argument("--target-stderr", type=_finite_float, default=None,
+                        help="standard error of L/p each evaluation samples down to")
+    parser.add_argument("--workers", type=_positive_int, default=2,
+                        help="parallel training processes, one BLAS thread each (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every training (default: 0)")
+
+
+def _scale_from(args):
+    from .experiments import make_scale
+
+    overrides = {key: value for key, value in (("steps", args.steps), ("eval_points", args.eval_points),
+                                               ("sigma_points", args.sigma_points),
+                                               ("target_stderr", args.target_stderr)) if value is not None}
+    if "target_stderr" in overrides and overrides["target_stderr"] <= 0:
+        raise ValueError(f"--target-stderr must be > 0, got {overrides['target_stderr']}")
+    return make_scale(args.scale, **overrides)
+
+
+def add_experiment_parsers(commands):
+    for command, (name, text) in EXPERIMENT_COMMANDS.items():
+        parser = commands.add_parser(command, help=text, description=text + ". Writes NAME.png, NAME.json "
+                                     "(every plotted number) and a cache of trained models into --out.")
+        parser.add_argument("--out", default=f"runs/{name}", help="output directory (default: %(default)s)")
+        _add_scale_flags(parser)
+        parser.set_defaults(run=run_experiment_command, experiment=name)
+
+
+def run_experiment_command(args):
+    from .reproduce import reproduce
+
+    reproduce(args.out, scale=_scale_from(args), only=args.experiment, workers=args.workers, seed=args.seed)
+
+
+def add_reproduce_parser(commands):
+    parser = commands.add_parser(
+        "reproduce", help="every experiment, every figure and REPORT.md (claims beside our numbers)",
+        description="Reproduce the paper: trains every model (cached, in parallel), writes figures/, numbers/ "
+                    "and REPORT.md into --out. Interrupt and rerun at will: finished trainings are kept.")
+    parser.add_argument("--out", default="runs/reproduce", help="output directory (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="reduced scale: every figure's story in minutes")
+    parser.add_argument("--only", choices=[name for name, _ in EXPERIMENT_COMMANDS.values()], default=None,
+                        help="run one experiment")
+    parser.add_argument("--workers", type=_positive_int, default=2,
+                        help="parallel training processes, one BLAS thread each (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every training (default: 0)")
+    parser.set_defaults(run=run_reproduce)
+
+
+def run_reproduce(args):
+    from .reproduce import reproduce
+
+    reproduce(args.out, scale="quick" if args.quick else "paper", only=args.only, workers=args.workers,
+              seed=args.seed)
+
+
+def add_snmf_parser(commands):
+    from .data import MIXING_KINDS
+
+    parser = commands.add_parser(
+        "snmf", help="build the semi-NMF baseline MLP from a mixing matrix alone",
+        description="Factorise the target I + σM (or the authors' I + σMᵀ) as W_out W_in with W_in ≥ 0 by "
+                    "semi-NMF and write it like a trained run: weights.npz (W_in, W_out, M, sigma), metrics.json.")
+    parser.add_argument("--mixing", choices=MIXING_KINDS, default="asymmetric", help="kind of M (default: %(default)s)")
+    parser.add_argument("--sigma", type=_finite_float, default=0.01, help="mixing scale σ (default: %(default)s)")
+    parser.add_argument("--target", choices=("ours", "authors"), default="ours",
+                        help="ours: I + σM; authors: I + σMᵀ (default: %(default)s)")
+    parser.add_argument("--rank", type=_positive_int, default=None, help="rank of a low-rank M")
+    parser.add_argument("--d-mlp", type=_positive_int, default=50, help="neurons = factor rank (default: 50)")
+    parser.add_argument("--n", type=_positive_int, default=100, help="features (default: 100)")
+    parser.add_argument("--iterations", type=_positive_int, default=5000, help="semi-NMF iterations (default: 5000)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="seed: M is drawn as in a training run with this seed (default: 0)")
+    parser.add_argument("--out", default="runs/snmf", help="output directory (default: %(default)s)")
+    parser.set_defaults(run=run_snmf)
+
+
+def run_snmf(args):
+    import numpy as np
+
+    from .baselines import snmf_baseline
+    from .data import mixing_matrix, random_streams
+    from .runs import save_run
+    from .small_p import small_p_loss
+
+    M = mixing_matrix(args.mixing, args.n, random_streams(args.seed)["matrix"], rank=args.rank)
+    built = snmf_baseline(M, args.sigma, np.random.default_rng([args.seed, 17]), d_mlp=args.d_mlp,
+                          target=args.target, max_iter=args.iterations)
+    params = {"W_in": built["W_in"], "W_out": built["W_out"]}
+    naive = (args.n - args.d_mlp) / (6 * args.n)
+    metrics = {"mixing": args.mixing, "sigma": args.sigma, "target": args.target, "seed": args.seed,
+               "config": {"task": "mixed"}, "iterations": args.iterations,
+               "small_p_loss_over_p": float(built["small_p_loss_over_p"]),
+               "naive_small_p_loss_over_p": naive,
+               "clean_label_small_p_loss_over_p": float(small_p_loss(built["W_in"], built["W_out"]))}
+    save_run(args.out, params, M, args.sigma, metrics)
+    print(f"SNMF baseline ({args.target} target, {args.mixing} M, σ = {args.sigma}): exact p→0 L/p "
+          f"{metrics['small_p_loss_over_p']:.5f} (naive {naive:.5f}); wrote {args.out}/weights.npz, metrics.json")
+
+
+COMMANDS = [add_train_parser, add_evaluate_parser, add_reproduce_parser, add_experiment_parsers, add_snmf_parser]
 
 
 def build_parser():

@@ -55,6 +55,11 @@ def load_npz(path, required=()):
     return arrays
 
 
+def save_text(path, text):
+    """Write a string (UTF-8) to ``path`` atomically."""
+    _write_atomic(path, lambda handle: handle.write(text.encode()))
+
+
 def save_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_to_builtin) + "\n"
