@@ -15,7 +15,7 @@ keep_freed_memory()             # freed (B, n) temporaries stay in the heap (see
 from .storage import CorruptFileError  # noqa: E402
 from .train import NonFiniteLossError  # noqa: E402
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, CorruptFileError, NonFiniteLossError)
+USER_ERRORS = (ValueError, TypeError, OSError, CorruptFileError, NonFiniteLossError)
 
 
 def _probability(text):
@@ -108,7 +108,7 @@ def add_train_parser(commands):
     parser.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
                         help="write out/checkpoint.npz every this many steps and resume from it (0: never)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.set_defaults(run=run_train)
+    parser.set_defaults(func=run_train)
 
 
 def run_train(args):
@@ -125,6 +125,7 @@ def run_train(args):
     if args.task is not None:
         overrides["task"] = args.task
     config = make_config(**overrides)
+    os.makedirs(args.out, exist_ok=True)                        # fail before training, not after
     checkpoint = os.path.join(args.out, "checkpoint.npz") if args.checkpoint_every else None
     if not args.quiet:
         print(f"training {config['model']} on the {config['task']} task, p = {config['p']}, "
@@ -163,7 +164,7 @@ def add_evaluate_parser(commands):
                         help="keep sampling until the standard error of L/p is at most this")
     parser.add_argument("--seed", type=_non_negative_int, default=1, help="evaluation seed (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
-    parser.set_defaults(run=run_evaluate)
+    parser.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args):
@@ -231,7 +232,7 @@ def add_experiment_parsers(commands):
                                      "(every plotted number) and a cache of trained models into --out.")
         parser.add_argument("--out", default=f"runs/{name}", help="output directory (default: %(default)s)")
         _add_scale_flags(parser)
-        parser.set_defaults(run=run_experiment_command, experiment=name)
+        parser.set_defaults(func=run_experiment_command, experiment=name)
 
 
 def run_experiment_command(args):
@@ -252,7 +253,7 @@ def add_reproduce_parser(commands):
     parser.add_argument("--workers", type=_positive_int, default=2,
                         help="parallel training processes, one BLAS thread each (default: %(default)s)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every training (default: 0)")
-    parser.set_defaults(run=run_reproduce)
+    parser.set_defaults(func=run_reproduce)
 
 
 def run_reproduce(args):
@@ -280,7 +281,7 @@ def add_snmf_parser(commands):
     parser.add_argument("--seed", type=_non_negative_int, default=0,
                         help="seed: M is drawn as in a training run with this seed (default: 0)")
     parser.add_argument("--out", default="runs/snmf", help="output directory (default: %(default)s)")
-    parser.set_defaults(run=run_snmf)
+    parser.set_defaults(func=run_snmf)
 
 
 def run_snmf(args):
@@ -322,7 +323,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.func(args)
     except USER_ERRORS as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from .validate import check_array, check_choice, check_dtype, check_int, check_p
 TASKS = ("residual", "clean", "mixed")
 MIXING_KINDS = ("asymmetric", "symmetric", "embedding", "embedding_authors", "lowrank", "lowrank_orthonormal")
 STREAMS = ("matrix", "data", "init")
+DENSE_FROM_P = 0.1        # from this p on, sample_batch draws dense arrays (CSR products no longer pay)
 
 
 def random_streams(seed):
@@ -97,17 +98,38 @@ def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     return {"x": x, "batch_size": batch_size, "row_index": row_index}
 
 
+def sample_batch(batch_size, n, p, rng, dtype=np.float64):
+    """The sampler used for training and evaluation: sparse below ``DENSE_FROM_P``, dense from it on.
+
+    Below ``DENSE_FROM_P`` this is :func:`sample_sparse_batch` (CSR, O(p·B·n)). From it
+    on, most entries are active and a dense draw is cheaper: one uniform u per entry
+    decides both whether it is active (u < p) and its value, since given u < p the
+    ratio u/p is uniform on [0, 1), so 2u/p − 1 ~ U[-1, 1]. Returns the same dict,
+    with ``x`` a dense (B_nz, n) ndarray.
+    """
+    p = check_probability(p)
+    if p < DENSE_FROM_P:
+        return sample_sparse_batch(batch_size, n, p, rng, dtype)
+    batch_size, n = check_int(batch_size, "batch_size"), check_int(n, "n")
+    check_rng(rng)
+    u = rng.random((batch_size, n))                             # (B, n) u ~ U[0, 1)
+    active = u < p                                              # P(active) = p
+    x = np.where(active, 2.0 * u / p - 1.0, 0.0).astype(check_dtype(dtype))  # value 2u/p − 1 ~ U[-1, 1)
+    row_index = np.flatnonzero(active.any(axis=1))              # (B_nz,) non-empty rows
+    return {"x": x[row_index], "batch_size": batch_size, "row_index": row_index}
+
+
 def batch_to_dense(batch):
-    """The full (B, n) dense array of a sparse batch, all-zero rows put back."""
+    """The full (B, n) dense array of a batch, all-zero rows put back."""
     x = batch["x"]
     dense = np.zeros((batch["batch_size"], x.shape[1]), dtype=x.dtype)  # (B, n)
-    dense[batch["row_index"]] = x.toarray()
+    dense[batch["row_index"]] = _as_dense(x)
     return dense
 
 
 def sample_inputs(batch_size, n, p, rng, dtype=np.float64):
-    """A dense (B, n) batch of sparse inputs (same draw as :func:`sample_sparse_batch`)."""
-    return batch_to_dense(sample_sparse_batch(batch_size, n, p, rng, dtype))
+    """A dense (B, n) batch of sparse inputs, all-zero rows included (same draw as :func:`sample_batch`)."""
+    return batch_to_dense(sample_batch(batch_size, n, p, rng, dtype))
 
 
 def _as_dense(x):

@@ -31,7 +31,7 @@ def check_model_params(params):
 
 
 def sample_losses(params, batch, task, M=None, sigma=0.0, gram=None):
-    """Per-sample losses ℓ_b of the non-empty rows of a sparse batch: (B_nz,) float64."""
+    """Per-sample losses ℓ_b of the non-empty rows of a batch (``data.sample_batch``): (B_nz,) float64."""
     x = batch["x"]
     y_hat = model_forward(params, x, gram)                      # (B_nz, n)
     y = data.make_labels(x, task, M, sigma)                     # (B_nz, n)
@@ -71,7 +71,7 @@ def loss_over_p(params, p, rng, task="clean", M=None, sigma=0.0, n_samples=100_0
     total, total_sq, count = 0.0, 0.0, 0
     while True:
         size = min(chunk_size, max(n_samples - count, 1)) if target_stderr is None else chunk_size
-        batch = data.sample_sparse_batch(size, n, p, rng, dtype)
+        batch = data.sample_batch(size, n, p, rng, dtype)
         losses = sample_losses(params, batch, task, M, sigma, gram)   # (B_nz,)
         total += float(losses.sum())
         total_sq += float(np.dot(losses, losses))

@@ -18,7 +18,7 @@ trained on y = x + ReLU(x). Two implementations of the same function:
   per step (two to form W̃, two to map the gradients back:
   ∂L/∂W_in = (∂L/∂W̃_in) W_Eᵀ, ∂L/∂W_out = W_E (∂L/∂W̃_out)), independent of
   the batch size. The literal path costs O(B·d·d_mlp) and O(B·d·n) per step.
-  ``tests/test_residual.py`` proves both give the same ŷ and the same gradients.
+  ``tests/test_models.py`` proves both give the same ŷ and the same gradients.
 """
 
 import numpy as np

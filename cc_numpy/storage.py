@@ -27,6 +27,9 @@ def _write_atomic(path, write):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                           # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -35,8 +38,12 @@ def _write_atomic(path, write):
 
 
 def save_npz(path, arrays):
-    """Write a dict of arrays (and scalars) to ``path`` atomically, uncompressed."""
-    _write_atomic(path, lambda handle: np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()}))
+    """Write a dict of arrays (and scalars) to ``path`` atomically, uncompressed; object arrays are refused."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    for key, value in arrays.items():
+        if value.dtype.hasobject:
+            raise TypeError(f"array {key!r} holds Python objects; only numeric and string arrays are stored")
+    _write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_npz(path, required=()):
@@ -45,7 +52,7 @@ def load_npz(path, required=()):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise CorruptFileError(f"{path} is not a readable .npz file ({error})") from error

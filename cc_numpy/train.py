@@ -81,6 +81,8 @@ def make_config(**overrides):
         raise TypeError(f"learn_sigma must be True or False, got {config['learn_sigma']!r}")
     if config["learn_sigma"] and config["task"] != "mixed":
         raise ValueError("learn_sigma needs task='mixed' (σ scales the mixing term of the labels)")
+    if config["learn_sigma"] and config["sigma_init"] == 0:
+        raise ValueError("sigma_init must be non-zero when σ is learned (∂|σ|/∂σ is 0 at σ = 0, so σ would never move)")
     check_dtype(config["dtype"])
     return config
 
@@ -116,8 +118,8 @@ def draw_batch(config, M, data_rng, dtype):
     labels without the mixing term, and ``mixed`` (B_nz, n): M x (None unless the
     task is mixed). The labels are y = y_base + |σ| · mixed.
     """
-    batch = data.sample_sparse_batch(config["batch_size"], config["n"], config["p"], data_rng, dtype)
-    x = batch["x"]                                              # (B_nz, n) sparse
+    batch = data.sample_batch(config["batch_size"], config["n"], config["p"], data_rng, dtype)
+    x = batch["x"]                                              # (B_nz, n), sparse below data.DENSE_FROM_P
     if config["task"] == "mixed":
         batch["y_base"] = data.make_labels(x, "clean")          # ReLU(x)
         batch["mixed"] = data.mixing_term(x, M)                 # (B_nz, n)   M x
@@ -200,7 +202,8 @@ def train(config, M=None, init_params=None, progress=None, progress_every=200,
     for step in range(start_step, steps):
         batch = draw_batch(config, M_train, data_rng, dtype)
         sigma = float(params["sigma"]) if config["learn_sigma"] else config["sigma"]
-        batch_loss, grads = train_step(config["model"], params, batch, sigma, config["learn_sigma"], gram)
+        with np.errstate(over="ignore", invalid="ignore"):     # a diverging run ends with the clear error below
+            batch_loss, grads = train_step(config["model"], params, batch, sigma, config["learn_sigma"], gram)
         if not math.isfinite(batch_loss):
             raise NonFiniteLossError(
                 f"the loss became {batch_loss} at step {step}: lower lr (now {config['lr']}) or check the inputs")

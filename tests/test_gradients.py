@@ -6,6 +6,7 @@ non-empty sample is within KINK of 0, so a step h = 1e-6 never crosses one.
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from cc_numpy import data, gradcheck, loss, mlp, residual, train
 
@@ -217,7 +218,8 @@ def test_train_step_gradients_including_sigma():
         config["seed"] = seed
         params, M, data_rng = train.build_run(config)
         batch = train.draw_batch(config, M, data_rng, np.float64)
-        h = batch["x"].toarray() @ params["W_in"].T
+        x = batch["x"].toarray() if sp.issparse(batch["x"]) else batch["x"]
+        h = x @ params["W_in"].T
         if np.min(np.abs(h)) >= KINK:
             break
     else:
