@@ -158,16 +158,26 @@ def make_labels(x, task, M=None, sigma=0.0):
     y : (B, n) ndarray.
     """
     check_choice(task, "task", TASKS)
-    dense = _as_dense(x)                                        # (B, n)
-    relu_x = np.maximum(dense, 0)                               # ReLU(x)
-    if task == "residual":
-        return dense + relu_x                                   # y = x + ReLU(x)
-    if task == "clean":
-        return relu_x                                           # y = ReLU(x)
-    if M is None:
-        raise ValueError("the mixed task needs a mixing matrix M of shape (n, n)")
-    check_array(M, "M", shape=(dense.shape[1], dense.shape[1]))
-    return relu_x + sigma * mixing_term(x, M)                  # y = ReLU(x) + σ M x
+    if task == "mixed":
+        if M is None:
+            raise ValueError("the mixed task needs a mixing matrix M of shape (n, n)")
+        check_array(M, "M", shape=(x.shape[1], x.shape[1]))
+    value_label = _residual_value_label if task == "residual" else _relu
+    if sp.issparse(x):                                          # both maps send 0 to 0: map the stored values only
+        y = sp.csr_matrix((value_label(x.data), x.indices, x.indptr), shape=x.shape).toarray()  # (B, n)
+    else:
+        y = value_label(x)                                      # (B, n)
+    if task == "mixed":
+        y += sigma * mixing_term(x, M)                          # y = ReLU(x) + σ M x
+    return y
+
+
+def _relu(values):
+    return np.maximum(values, 0)                                # ReLU(x)
+
+
+def _residual_value_label(values):
+    return values + np.maximum(values, 0)                       # x + ReLU(x)
 
 
 def random_embedding(n, d, rng, dtype=np.float64):

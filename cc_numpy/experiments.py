@@ -26,7 +26,7 @@ PAPER_SCALE = {
     "steps": 10_000, "batch_size": 2048, "eval_points": 30, "sigma_points": 41, "sigma_max": 0.08,
     "snmf_sigma_max": 0.04, "target_stderr": 2e-4, "min_samples": 50_000, "max_samples": 8_000_000,
     "eigen_steps": 20_000, "regime_ps": [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
-    "low_ranks": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100], "snmf_iter": 5000,
+    "low_ranks": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100], "snmf_iter": 3000,
     "optimise_restarts": 4, "optimise_maxiter": 5000, "io_points": 41,
 }
 QUICK_SCALE = dict(PAPER_SCALE, steps=1500, eval_points=10, sigma_points=9, target_stderr=1e-3,
