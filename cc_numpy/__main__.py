@@ -188,6 +188,7 @@ def run_evaluate(args):
 
 
 EXPERIMENT_COMMANDS = {
+    "seeds": ("seeds", "the residual CC model and the clean-task MLP at the paper's settings, three seeds"),
     "mixing-types": ("mixing_types", "L/p over evaluation p for models trained on clean, embedding-like, "
                                      "asymmetric and symmetric M (and the residual CC model)"),
     "sigma-sweep": ("sigma_sweep", "L/p at p = 0.01 against σ for symmetric and asymmetric M"),
@@ -238,7 +239,9 @@ def add_experiment_parsers(commands):
 def run_experiment_command(args):
     from .reproduce import reproduce
 
-    reproduce(args.out, scale=_scale_from(args), only=args.experiment, workers=args.workers, seed=args.seed)
+    changed = any(getattr(args, key) is not None for key in ("steps", "eval_points", "sigma_points", "target_stderr"))
+    reproduce(args.out, scale=_scale_from(args), only=args.experiment, workers=args.workers, seed=args.seed,
+              scale_name=args.scale + (" (with overrides)" if changed else ""))
 
 
 def add_reproduce_parser(commands):

@@ -70,7 +70,8 @@ def loss_over_p(params, p, rng, task="clean", M=None, sigma=0.0, n_samples=100_0
     gram = residual.gram_matrix(params["W_E"]) if "W_E" in params else None
     total, total_sq, count = 0.0, 0.0, 0
     while True:
-        size = min(chunk_size, max(n_samples - count, 1)) if target_stderr is None else chunk_size
+        goal = n_samples if target_stderr is None else max(n_samples, max_samples)
+        size = min(chunk_size, max(goal - count, 1))
         batch = data.sample_batch(size, n, p, rng, dtype)
         losses = sample_losses(params, batch, task, M, sigma, gram)   # (B_nz,)
         total += float(losses.sum())

@@ -339,7 +339,27 @@ def low_rank_numbers(results, scale, seed=0):
     return numbers
 
 
+# --- the foundation's check: three seeds --------------------------------------------------------
+
+def seeds_jobs(scale, seed=0):
+    """The residual CC model and the clean-task MLP at the paper's settings, three seeds each."""
+    return [_job(scale, s, [0.01], p=0.01, **settings)
+            for settings in ({"model": "residual", "task": "residual"}, {"task": "clean"})
+            for s in (seed, seed + 1, seed + 2)]
+
+
+def seeds_numbers(results, scale, seed=0):
+    numbers = {"seeds": [seed, seed + 1, seed + 2], "naive": NAIVE}
+    for index, name in enumerate(("residual CC model", "clean MLP")):
+        chunk = results[3 * index:3 * index + 3]
+        numbers[name] = {"loss_over_p": [float(r["eval_loss_over_p"][0]) for r in chunk],
+                         "stderr": [float(r["eval_stderr"][0]) for r in chunk],
+                         "seconds": [float(r["seconds"]) for r in chunk]}
+    return numbers
+
+
 EXPERIMENTS = {
+    "seeds": (seeds_jobs, seeds_numbers),
     "mixing_types": (mixing_types_jobs, mixing_types_numbers),
     "sigma_sweep": (sigma_sweep_jobs, sigma_sweep_numbers),
     "finetune": (finetune_jobs, finetune_numbers),

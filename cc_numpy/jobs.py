@@ -33,20 +33,28 @@ CACHE_VERSION = 1
 EVAL_DEFAULTS = {"task": None, "target_stderr": 3e-4, "min_samples": 20_000, "max_samples": 4_000_000}
 
 
-def make_job(config, init_from=None, eval_ps=None, eval_task=None, target_stderr=None,
+_UNSET = object()
+
+
+def make_job(config, init_from=None, eval_ps=None, eval_task=None, target_stderr=_UNSET,
              min_samples=None, max_samples=None):
-    """A job dict. ``config`` holds make_config overrides; ``eval_ps`` the evaluation p's (or None)."""
+    """A job dict. ``config`` holds make_config overrides; ``eval_ps`` the evaluation p's (or None).
+
+    ``target_stderr=None`` evaluates a fixed ``min_samples``; left out, it is EVAL_DEFAULTS'.
+    """
     from .train import make_config
 
-    make_config(**config)                                       # validate early, with a clear message
+    validated = make_config(**config)                           # validate early, with a clear message
+    config = {key: validated[key] for key in sorted(config)}    # plain int / float / str values
     evaluation = None
     if eval_ps is not None:
         evaluation = dict(EVAL_DEFAULTS, ps=[float(p) for p in np.atleast_1d(eval_ps)])
-        for key, value in (("task", eval_task), ("target_stderr", target_stderr),
-                           ("min_samples", min_samples), ("max_samples", max_samples)):
+        for key, value in (("task", eval_task), ("min_samples", min_samples), ("max_samples", max_samples)):
             if value is not None:
                 evaluation[key] = value
-    return {"config": dict(sorted(config.items())), "init_from": init_from, "eval": evaluation}
+        if target_stderr is not _UNSET:
+            evaluation["target_stderr"] = target_stderr
+    return {"config": config, "init_from": init_from, "eval": evaluation}
 
 
 def job_key(job):
@@ -116,6 +124,8 @@ class JobCache:
         path = self.path(job)
         if not os.path.exists(path):
             return None
+        if not os.path.isfile(path):
+            raise CorruptFileError(f"{path} is in the cache's way but is not a file; remove it")
         try:
             arrays = load_npz(path, required=("W_in", "W_out", "sigma", "history", "job_json"))
             if json.loads(str(arrays.pop("job_json"))) != json.loads(json.dumps(job)):

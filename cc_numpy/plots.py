@@ -5,6 +5,7 @@ Agg backend). Every figure is closed after saving. L/p axes are log–log like
 the paper's, with the naive 1/12 line dashed.
 """
 
+import functools
 import os
 
 import matplotlib
@@ -14,6 +15,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 NAIVE_STYLE = {"color": "0.4", "linestyle": "--", "linewidth": 1.0}
+
+
+def _closes_on_error(plot):
+    """Close the figures a plot function opened if it fails, so none leak."""
+    @functools.wraps(plot)
+    def wrapper(numbers, path):
+        before = set(plt.get_fignums())
+        try:
+            return plot(numbers, path)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+    return wrapper
 
 
 def _save(figure, path):
@@ -41,6 +56,7 @@ def _loss_axes(axis, title):
     axis.grid(True, which="both", alpha=0.3)
 
 
+@_closes_on_error
 def plot_mixing_types(numbers, path):
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for name, curve in numbers["curves"].items():
@@ -53,6 +69,7 @@ def plot_mixing_types(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_sigma_sweep(numbers, path):
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     for kind in ("symmetric", "asymmetric"):
@@ -67,6 +84,7 @@ def plot_sigma_sweep(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_finetune(numbers, path):
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     axis.plot(numbers["step"], numbers["trace_loss_over_p"], label="training L/p (window mean)")
@@ -81,6 +99,7 @@ def plot_finetune(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_sparsity_regimes(numbers, path):
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [2, 1, 1]})
     colours = plt.cm.viridis(np.linspace(0, 1, len(numbers["models"])))
@@ -103,6 +122,7 @@ def plot_sparsity_regimes(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_baselines(numbers, path):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     axes[0].plot(numbers["p"], [numbers["naive"]] * len(numbers["p"]), label="naive (analytic)")
@@ -123,6 +143,7 @@ def plot_baselines(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_eigen(numbers, path):
     figure, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     k = np.arange(1, len(numbers["alignment"]) + 1)
@@ -161,6 +182,7 @@ def plot_eigen(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_small_p(numbers, path):
     figure, axis = plt.subplots(figsize=(7, 4.2))
     trained = numbers["trained"]
@@ -181,6 +203,7 @@ def plot_small_p(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_snmf(numbers, path):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, kind in zip(axes, ("asymmetric", "symmetric")):
@@ -198,6 +221,7 @@ def plot_snmf(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
 def plot_low_rank(numbers, path):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for kind, label in (("lowrank", "Gaussian U Vᵀ"), ("lowrank_orthonormal", "orthonormal (flat spectrum)")):
@@ -217,7 +241,25 @@ def plot_low_rank(numbers, path):
     return _save(figure, path)
 
 
+@_closes_on_error
+def plot_seeds(numbers, path):
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for index, name in enumerate(("residual CC model", "clean MLP")):
+        entry = numbers[name]
+        axis.errorbar(np.array(numbers["seeds"]) + 0.1 * index, entry["loss_over_p"], yerr=entry["stderr"],
+                      fmt="o", label=name)
+    _naive(axis, numbers["naive"])
+    axis.set_xticks(numbers["seeds"])
+    axis.set_xlabel("seed")
+    axis.set_ylabel("L/p at p = 0.01")
+    axis.set_title("The paper's settings, three seeds")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 PLOTS = {
+    "seeds": plot_seeds,
     "mixing_types": plot_mixing_types, "sigma_sweep": plot_sigma_sweep, "finetune": plot_finetune,
     "sparsity_regimes": plot_sparsity_regimes, "baselines": plot_baselines, "eigen": plot_eigen,
     "small_p": plot_small_p, "snmf": plot_snmf, "low_rank": plot_low_rank,

@@ -52,8 +52,8 @@ def _job_cost(job):
 class Progress:
     """Prints which experiment is running, trainings done of total, and the estimated time left."""
 
-    def __init__(self, owners, stream=sys.stderr):
-        self.owners, self.stream = owners, stream
+    def __init__(self, owners, stream=None):
+        self.owners, self.stream = owners, (sys.stderr if stream is None else stream)
         self.start = time.perf_counter()
         self.cost_done, self.cost_total = 0.0, None
 
@@ -69,7 +69,7 @@ class Progress:
               f"elapsed {elapsed / 60:.1f} min, about {left / 60:.1f} min left", file=self.stream, flush=True)
 
 
-def reproduce(out_dir, scale="paper", only=None, workers=2, seed=0, stream=sys.stderr):
+def reproduce(out_dir, scale="paper", only=None, workers=2, seed=0, stream=None, scale_name=None):
     """Run the chosen experiments into ``out_dir``; return ``{name: numbers}``.
 
     Parameters
@@ -79,9 +79,13 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, seed=0, stream=sys.s
     only : None for every experiment, or one name (or a list of names) of ``experiments.EXPERIMENTS``.
     workers : parallel training processes.
     seed : the seed of every training.
+    stream : where progress goes (default: the current sys.stderr).
+    scale_name : the scale's name in REPORT.md (default: ``scale`` if it is a name, else 'custom').
     """
     started = time.perf_counter()
-    scale_name = scale if isinstance(scale, str) else "custom"
+    stream = sys.stderr if stream is None else stream
+    if scale_name is None:
+        scale_name = scale if isinstance(scale, str) else "custom"
     scale = experiments.make_scale(scale) if isinstance(scale, str) else scale
     names = list(experiments.EXPERIMENTS) if only is None else ([only] if isinstance(only, str) else list(only))
     for name in names:
@@ -160,6 +164,12 @@ def _row(claim, paper, ours, stderr=None, tolerance=0.003, figure="", check=None
 def claim_rows(numbers):
     """One row per claim of PAPER_NOTES' "Results to reproduce" that the numbers cover."""
     rows = []
+    if "seeds" in numbers:
+        seeds, fig = numbers["seeds"], "seeds.png"
+        for name, paper, tolerance in (("residual CC model", 0.067, 0.003), ("clean MLP", NAIVE, 0.002)):
+            for s, value, err in zip(seeds["seeds"], seeds[name]["loss_over_p"], seeds[name]["stderr"]):
+                rows.append(_row(f"{name} at the paper's settings, seed {s}: L/p at p = 0.01", paper, value, err,
+                                 tolerance=tolerance, figure=fig, note=f"tolerance ±{tolerance}"))
     if "mixing_types" in numbers:
         curves, fig = numbers["mixing_types"]["curves"], "mixing_types.png"
         for name, key in (("embedding, authors' sign (σ = 1)", "embedding, authors' sign"),
