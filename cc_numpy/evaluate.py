@@ -93,7 +93,3 @@ def loss_over_p_curve(params, ps, rng, **kwargs):
     rows = [loss_over_p(params, float(p), rng, **kwargs) for p in ps]
     return {key: np.array([row[key] for row in rows]) for key in ("p", "loss_over_p", "stderr", "n_samples")}
 
-
-def naive_loss_over_p():
-    """L/p of the naive model on clean labels: (n/2)/n · E[ReLU(x)²] = 1/2 · 1/6 = 1/12, at every p."""
-    return 1.0 / 12.0

@@ -55,7 +55,8 @@ def load_npz(path, required=()):
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise CorruptFileError(f"{path} is not a readable .npz file ({error})") from error
+        reason = "it holds pickled Python objects, which are never loaded" if "pickle" in str(error) else str(error)
+        raise CorruptFileError(f"{path} is not a readable .npz file ({reason})") from error
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it has {sorted(arrays)}")

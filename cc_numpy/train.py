@@ -175,7 +175,7 @@ def train(config, M=None, init_params=None, progress=None, progress_every=200,
     Returns
     -------
     dict with ``params`` (trained arrays, W_E included), ``M`` (unscaled, or None),
-    ``sigma`` (float, the labels' scale: |σ| if learned), ``history`` ((steps,) loss per step),
+    ``sigma`` (float, the labels' scale |σ|), ``history`` ((steps,) loss per step),
     ``sigma_history`` (learned σ per step, or None), ``config``, ``seconds``, ``steps_per_second``.
     """
     config = make_config(**config)
@@ -220,7 +220,7 @@ def train(config, M=None, init_params=None, progress=None, progress_every=200,
         if checkpoint_path is not None and (done % checkpoint_every == 0) and done < steps:
             _save_checkpoint(checkpoint_path, config, params, state, data_rng, history, sigma_history, done)
     seconds = time.perf_counter() - t0
-    sigma = abs(float(params["sigma"])) if config["learn_sigma"] else (config["sigma"] if M is not None else 0.0)
+    sigma = abs(float(params["sigma"])) if config["learn_sigma"] else (abs(config["sigma"]) if M is not None else 0.0)
     return {"params": params, "M": M, "sigma": sigma, "history": history, "sigma_history": sigma_history,
             "config": config, "seconds": seconds,
             "steps_per_second": (steps - start_step) / max(seconds, 1e-12)}

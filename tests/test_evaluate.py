@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cc_numpy import data, evaluate, mlp, residual
+from cc_numpy import baselines, data, evaluate, mlp, residual
 
 
 def mixed_naive_closed_form(n, d_mlp, M, sigma):
@@ -21,14 +21,14 @@ def test_naive_model_on_clean_labels_is_one_twelfth(naive_params, p, n_samples):
     result = evaluate.loss_over_p(naive_params(100, 50), p, np.random.default_rng(0), task="clean",
                                   n_samples=n_samples)
     assert result["p"] == p and result["n_samples"] == n_samples
-    assert 0 < result["stderr"] < 0.1 * evaluate.naive_loss_over_p()
-    assert abs(result["loss_over_p"] - evaluate.naive_loss_over_p()) < 4 * result["stderr"]
+    assert 0 < result["stderr"] < 0.1 * baselines.naive_loss_over_p()
+    assert abs(result["loss_over_p"] - baselines.naive_loss_over_p()) < 4 * result["stderr"]
 
 
 def test_naive_reference_value_is_half_of_mean_relu_squared():
     grid = np.linspace(-1, 1, 200_001)                           # x ~ U[-1, 1]
     mean_relu_squared = np.mean(np.maximum(grid, 0) ** 2)        # E[ReLU(x)²] ≈ 1/6
-    assert evaluate.naive_loss_over_p() == pytest.approx(0.5 * mean_relu_squared, rel=1e-4)
+    assert baselines.naive_loss_over_p() == pytest.approx(0.5 * mean_relu_squared, rel=1e-4)
 
 
 def test_naive_model_on_mixed_labels_matches_the_closed_form(naive_params):

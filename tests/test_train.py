@@ -293,3 +293,15 @@ def test_residual_train_step_equals_literal_model(tiny_config):
     y_hat, _ = residual.forward_literal(params, x)
     expected = np.mean((y_hat - data.make_labels(x, "residual")) ** 2)
     assert batch_loss == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_negative_fixed_sigma_is_reported_as_the_scale_the_labels_use(tiny_config):
+    negative = train.train(dict(tiny_config, sigma=-0.03))
+    positive = train.train(dict(tiny_config, sigma=0.03))
+    assert negative["sigma"] == 0.03                              # the labels are ReLU(x) + |σ| M x
+    assert np.array_equal(negative["history"], positive["history"])
+
+
+def test_learning_sigma_from_zero_is_refused(tiny_config):
+    with pytest.raises(ValueError, match="sigma_init must be non-zero"):
+        train.make_config(**dict(tiny_config, learn_sigma=True, sigma_init=0.0))

@@ -76,11 +76,25 @@ print(f"   dense shape {dense.shape}, non-zeros {np.count_nonzero(dense)}")
 check(dense.shape == (batch_size, n) and np.count_nonzero(dense) == x.nnz, "dense and sparse hold the same entries")
 check(np.array_equal(dense[batch["row_index"]], x.toarray()), "row_index says where each kept row sat")
 check(np.array_equal(data.sample_inputs(50, n, p, np.random.default_rng(7)),
-                     data.batch_to_dense(data.sample_sparse_batch(50, n, p, np.random.default_rng(7)))),
-      "sample_inputs is the same draw as sample_sparse_batch")
+                     data.batch_to_dense(data.sample_batch(50, n, p, np.random.default_rng(7)))),
+      "sample_inputs is the same draw as sample_batch")
 
-# %% 4. The three label tasks
-print("\n4. data.make_labels: residual y = x + ReLU(x), clean y = ReLU(x), mixed y = ReLU(x) + σ M x")
+# %% 4. The sampler training uses: sparse below p = 0.1, dense from there on
+print(f"\n4. data.sample_batch: sample_sparse_batch below data.DENSE_FROM_P = {data.DENSE_FROM_P}, a dense draw above")
+check(np.array_equal(data.sample_batch(100, n, p, np.random.default_rng(8))["x"].toarray(),
+                     data.sample_sparse_batch(100, n, p, np.random.default_rng(8))["x"].toarray()),
+      f"at p = {p} it is the sparse sampler")
+dense_p = 0.5
+dense_batch = data.sample_batch(batch_size // 10, n, dense_p, np.random.default_rng(9))
+active = dense_batch["x"][dense_batch["x"] != 0]
+print(f"   p = {dense_p}: x is a {type(dense_batch['x']).__name__} of shape {dense_batch['x'].shape}; "
+      f"active fraction {active.size / (dense_batch['batch_size'] * n):.4f}, value mean {active.mean():+.4f}, "
+      f"E[v²] {np.mean(active ** 2):.4f} (1/3 = {1 / 3:.4f})")
+check(isinstance(dense_batch["x"], np.ndarray) and abs(active.size / (dense_batch["batch_size"] * n) - dense_p) < 0.01
+      and abs(np.mean(active ** 2) - 1 / 3) < 0.01, "one uniform u per entry: active if u < p, value 2u/p − 1")
+
+# %% 5. The three label tasks
+print("\n5. data.make_labels: residual y = x + ReLU(x), clean y = ReLU(x), mixed y = ReLU(x) + σ M x")
 x_small = np.array([[0.5, -0.25, 0.0]])                  # one sample, n = 3, as a (1, 3) row
 M_small = np.array([[0.0, 1.0, 0.0],
                     [2.0, 0.0, 0.0],
@@ -94,8 +108,8 @@ check(np.allclose(data.mixing_term(x_small, M_small)[0], column),
 check(np.allclose(data.make_labels(x_small, "mixed", M_small, 0.1),
                   np.maximum(x_small, 0) + 0.1 * column), "mixed labels are ReLU(x) + σ M x")
 
-# %% 5. The embedding W_E and the mixing-matrix families
-print("\n5. data.random_embedding and data.mixing_matrix (every kind in data.MIXING_KINDS)")
+# %% 6. The embedding W_E and the mixing-matrix families
+print("\n6. data.random_embedding and data.mixing_matrix (every kind in data.MIXING_KINDS)")
 W_E = data.random_embedding(n, d, np.random.default_rng(2))
 check(W_E.shape == (d, n) and np.allclose(np.linalg.norm(W_E, axis=0), 1), "W_E is d × n with unit-norm columns")
 matrices = {kind: data.mixing_matrix(kind, n, np.random.default_rng(3), d=d, rank=10) for kind in data.MIXING_KINDS}
@@ -112,8 +126,8 @@ check(np.allclose(matrices["embedding"], -matrices["embedding_authors"]), "the a
 check(np.isclose(np.linalg.norm(matrices["lowrank"]), n) and np.linalg.matrix_rank(matrices["lowrank"]) == 10,
       "low rank: rank 10, rescaled to ‖M‖_F = n")
 
-# %% 6. A picture: one batch and two mixing matrices
-print("\n6. Figure: the first 60 samples of a batch, an asymmetric M and an embedding M")
+# %% 7. A picture: one batch and two mixing matrices
+print("\n7. Figure: the first 60 samples of a batch, an asymmetric M and an embedding M")
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
 axes[0].imshow(dense[:60], cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
 axes[0].set(title=f"x: 60 samples × {n} features, p = {p}", xlabel="feature i", ylabel="sample")

@@ -1,7 +1,7 @@
 """Chapter 08: the mixing matrix hidden in the CC model (cc_numpy/mixing.py).
 
 Run it whole:      python tutorial/08_mixing.py          (about six seconds: 700 steps per model)
-                   python tutorial/08_mixing.py --full   (the paper's 10,000 steps per model, about 1.5 minutes)
+                   python tutorial/08_mixing.py --full   (the paper's 10,000 steps per model, about a minute)
 or cell by cell through the '# %%' markers in an editor. Read tutorial/08_mixing.md beside it.
 """
 
