@@ -27,15 +27,16 @@ PAPER_SCALE = {
     "snmf_sigma_max": 0.04, "target_stderr": 2e-4, "min_samples": 50_000, "max_samples": 8_000_000,
     "eigen_steps": 20_000, "regime_ps": [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
     "low_ranks": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100], "snmf_iter": 3000,
-    "optimise_restarts": 4, "optimise_maxiter": 5000, "io_points": 41,
+    "optimise_restarts": 4, "optimise_maxiter": 5000, "io_points": 41, "learned_sigma_steps": 10_000,
 }
 QUICK_SCALE = dict(PAPER_SCALE, steps=1500, eval_points=10, sigma_points=9, target_stderr=1e-3,
                    min_samples=20_000, max_samples=1_000_000, eigen_steps=3000,
                    regime_ps=[0.001, 0.01, 0.1, 1.0], low_ranks=[10, 50, 100], snmf_iter=1000,
-                   optimise_restarts=1, optimise_maxiter=500, io_points=21)
+                   optimise_restarts=1, optimise_maxiter=500, io_points=21, learned_sigma_steps=5000)
 TEST_SCALE = dict(PAPER_SCALE, steps=40, batch_size=256, eval_points=3, sigma_points=3, target_stderr=None,
                   min_samples=2000, max_samples=2000, eigen_steps=40, regime_ps=[0.01, 1.0],
-                  low_ranks=[10], snmf_iter=20, optimise_restarts=1, optimise_maxiter=20, io_points=5)
+                  low_ranks=[10], snmf_iter=20, optimise_restarts=1, optimise_maxiter=20, io_points=5,
+                  learned_sigma_steps=40)
 SCALES = {"paper": PAPER_SCALE, "quick": QUICK_SCALE, "test": TEST_SCALE}
 
 
@@ -46,7 +47,8 @@ def make_scale(base="paper", **overrides):
     if unknown:
         raise ValueError(f"unknown scale keys {unknown}; allowed: {sorted(PAPER_SCALE)}")
     scale = dict(SCALES[base], **overrides)
-    for key in ("steps", "eval_points", "sigma_points", "eigen_steps", "snmf_iter", "batch_size"):
+    for key in ("steps", "eval_points", "sigma_points", "eigen_steps", "snmf_iter", "batch_size",
+                "learned_sigma_steps"):
         check_int(scale[key], key)
     return scale
 
@@ -85,9 +87,20 @@ MIXING_TYPES = {
 }
 
 
+def grid_with(scale, p):
+    """The evaluation grid with ``p`` added (so a model is also scored exactly at its training p)."""
+    return sorted(set(eval_grid(scale)) | {p})
+
+
 def mixing_types_jobs(scale, seed=0):
-    """Models trained at p = 0.01 on each kind of label, evaluated over the p grid."""
-    return [_job(scale, seed, eval_grid(scale), p=0.01, **settings) for settings in MIXING_TYPES.values()]
+    """Models trained at p = 0.01 on each kind of label, evaluated over the p grid (and at 0.01)."""
+    return [_job(scale, seed, grid_with(scale, 0.01), p=0.01, steps=_steps_for(scale, settings), **settings)
+            for settings in MIXING_TYPES.values()]
+
+
+def _steps_for(scale, settings):
+    """Training steps: learned-σ runs get ``learned_sigma_steps`` (σ needs ~2k steps to leave 0)."""
+    return scale["learned_sigma_steps"] if settings.get("learn_sigma") else scale["steps"]
 
 
 def mixing_types_numbers(results, scale, seed=0):
@@ -127,9 +140,7 @@ def finetune_jobs(scale, seed=0, sigma=0.025):
     """Train on asymmetric M (σ = 0.025), then continue with M = 0 (fresh AdamW and schedule)."""
     first = _job(scale, seed, [0.01], p=0.01, task="mixed", mixing="asymmetric", sigma=sigma)
     second = _job(scale, seed, [0.01], init_from=first, p=0.01, task="clean")
-    before_on_clean = _job(scale, seed, [0.01], eval_task="clean", p=0.01, task="mixed", mixing="asymmetric",
-                           sigma=sigma)
-    return [first, second, before_on_clean]
+    return [first, second]
 
 
 def _windowed(values, window):
@@ -138,7 +149,12 @@ def _windowed(values, window):
 
 
 def finetune_numbers(results, scale, seed=0, sigma=0.025):
-    first, second, before_on_clean = results
+    from .evaluate import loss_over_p
+
+    first, second = results
+    on_clean = loss_over_p({"W_in": first["W_in"].astype(float), "W_out": first["W_out"].astype(float)}, 0.01,
+                           np.random.default_rng([seed, 5]), task="clean", n_samples=scale["min_samples"],
+                           target_stderr=scale["target_stderr"], max_samples=scale["max_samples"])
     window = max(1, scale["steps"] // 100)
     trace = np.concatenate([_windowed(first["history"], window), _windowed(second["history"], window)]) / 0.01
     return {"sigma": sigma, "naive": NAIVE, "window": window,
@@ -146,7 +162,7 @@ def finetune_numbers(results, scale, seed=0, sigma=0.025):
             "switch_step": scale["steps"],
             "mixed_phase_loss_over_p": float(first["eval_loss_over_p"][0]),
             "mixed_phase_stderr": float(first["eval_stderr"][0]),
-            "mixed_weights_on_clean_loss_over_p": float(before_on_clean["eval_loss_over_p"][0]),
+            "mixed_weights_on_clean_loss_over_p": on_clean["loss_over_p"],
             "finetuned_loss_over_p": float(second["eval_loss_over_p"][0]),
             "finetuned_stderr": float(second["eval_stderr"][0])}
 
@@ -324,7 +340,8 @@ def snmf_numbers(results, scale, seed=0):
 
 def low_rank_jobs(scale, seed=0):
     """Learned σ with M = U Vᵀ of each rank, Gaussian and orthonormal (flat spectrum), at p = 0.01."""
-    return [_job(scale, seed, [0.01], p=0.01, task="mixed", mixing=kind, rank=rank, learn_sigma=True)
+    return [_job(scale, seed, [0.01], p=0.01, task="mixed", mixing=kind, rank=rank, learn_sigma=True,
+                 steps=scale["learned_sigma_steps"])
             for kind in ("lowrank", "lowrank_orthonormal") for rank in scale["low_ranks"]]
 
 
@@ -343,7 +360,7 @@ def low_rank_numbers(results, scale, seed=0):
 
 def seeds_jobs(scale, seed=0):
     """The residual CC model and the clean-task MLP at the paper's settings, three seeds each."""
-    return [_job(scale, s, [0.01], p=0.01, **settings)
+    return [_job(scale, s, grid_with(scale, 0.01), p=0.01, **settings)     # seed 0: mixing_types' own jobs
             for settings in ({"model": "residual", "task": "residual"}, {"task": "clean"})
             for s in (seed, seed + 1, seed + 2)]
 
@@ -352,8 +369,9 @@ def seeds_numbers(results, scale, seed=0):
     numbers = {"seeds": [seed, seed + 1, seed + 2], "naive": NAIVE}
     for index, name in enumerate(("residual CC model", "clean MLP")):
         chunk = results[3 * index:3 * index + 3]
-        numbers[name] = {"loss_over_p": [float(r["eval_loss_over_p"][0]) for r in chunk],
-                         "stderr": [float(r["eval_stderr"][0]) for r in chunk],
+        at = [int(np.flatnonzero(np.isclose(r["eval_p"], 0.01))[0]) for r in chunk]
+        numbers[name] = {"loss_over_p": [float(r["eval_loss_over_p"][i]) for r, i in zip(chunk, at)],
+                         "stderr": [float(r["eval_stderr"][i]) for r, i in zip(chunk, at)],
                          "seconds": [float(r["seconds"]) for r in chunk]}
     return numbers
 

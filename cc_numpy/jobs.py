@@ -177,6 +177,9 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
     cache : a :class:`JobCache` or None.
     workers : processes; 1 runs in this process.
     progress : optional callable ``progress(done, total, job, seconds)`` after each computed job.
+
+    With ``workers > 1`` the workers are *spawned*: each re-imports the caller's main module,
+    so a script that calls this must do so under ``if __name__ == "__main__":``.
     """
     from .validate import check_int
 
@@ -231,6 +234,8 @@ def _run_parallel(pending, results, workers, finish):
                         waiting.remove(job)
                         parent = results.get(parent_key) if parent_key else None
                         running[pool.submit(_run_in_worker, job, parent)] = job
+                if not running:
+                    raise RuntimeError("no job can start: a parent job is missing from the pending list")
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in finished:
                     finish(running.pop(future), future.result())

@@ -117,12 +117,28 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, seed=0, stream=None,
         save_json(os.path.join(out_dir, "numbers", f"{name}.json"), numbers)
         plots.PLOTS[name](numbers, os.path.join(out_dir, "figures", f"{name}.png"))
         everything[name] = numbers
+    earlier = _earlier_numbers(out_dir, exclude=names)
     seconds = time.perf_counter() - started
     trainings = {"total": len(_unique(all_jobs)), "computed": len(pending)}
-    write_report(os.path.join(out_dir, "REPORT.md"), everything, scale, scale_name, seed, workers, seconds,
-                 trainings)
+    write_report(os.path.join(out_dir, "REPORT.md"), dict(earlier, **everything), scale, scale_name, seed,
+                 workers, seconds, trainings, earlier=sorted(earlier))
     print(f"wrote {out_dir}/REPORT.md and {len(names)} figures in {seconds / 60:.1f} min", file=stream, flush=True)
     return everything
+
+
+def _earlier_numbers(out_dir, exclude):
+    """Numbers that earlier runs left in ``out_dir/numbers`` for experiments not run now (unreadable ones skipped)."""
+    from .storage import CorruptFileError, load_json
+
+    earlier = {}
+    for name in experiments.EXPERIMENTS:
+        path = os.path.join(out_dir, "numbers", f"{name}.json")
+        if name not in exclude and os.path.exists(path):
+            try:
+                earlier[name] = load_json(path)
+            except CorruptFileError:
+                continue
+    return earlier
 
 
 def _unique(jobs):
@@ -299,11 +315,12 @@ def claim_rows(numbers):
     return rows
 
 
-def write_report(path, numbers, scale, scale_name, seed, workers, seconds, trainings=None):
+def write_report(path, numbers, scale, scale_name, seed, workers, seconds, trainings=None, earlier=()):
     """REPORT.md: claims beside our numbers, then settings, versions and wall time.
 
     ``trainings`` is ``{"total": …, "computed": …}``: how many of the trainings this run computed
-    (the others came from the cache, so the wall time covers only the computed ones).
+    (the others came from the cache, so the wall time covers only the computed ones). ``earlier`` names
+    the experiments whose numbers come from an earlier run in the same folder.
     """
     import scipy
 
@@ -312,7 +329,8 @@ def write_report(path, numbers, scale, scale_name, seed, workers, seconds, train
              f"Scale: **{scale_name}**; seed {seed}; {workers} worker(s); wall time {seconds / 60:.1f} min"
              + (f" ({trainings['computed']} of {trainings['total']} trainings computed in this run, the rest "
                 "from the cache)." if trainings else "."),
-             "", f"{sum(r['ok'] for r in rows)} of {len(rows)} claims reproduced within tolerance "
+             ] + ([f"Rows of {', '.join(earlier)} come from an earlier run in this folder.", ""] if earlier else []) + [
+             f"{sum(r['ok'] for r in rows)} of {len(rows)} claims reproduced within tolerance "
              "(±0.003 unless the note says otherwise).", "",
              "| claim | paper | ours | ok | figure | note |", "|---|---|---|---|---|---|"]
     for r in rows:

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from . import data, loss, mlp, optim, residual
+from .runtime import keep_freed_memory
 from .storage import load_npz, save_npz
 from .validate import check_array, check_choice, check_dtype, check_float, check_int, check_probability
 
@@ -179,6 +180,7 @@ def train(config, M=None, init_params=None, progress=None, progress_every=200,
     ``sigma_history`` (learned σ per step, or None), ``config``, ``seconds``, ``steps_per_second``.
     """
     config = make_config(**config)
+    keep_freed_memory()                                         # ~40 % faster steps on glibc (runtime.py)
     dtype = check_dtype(config["dtype"])
     params, M, data_rng = build_run(config, M)
     if init_params is not None:

@@ -116,9 +116,11 @@ def test_experiments_share_trainings():
     snmf = {jobs.job_key(job) for job in experiments.snmf_jobs(scale)}
     assert snmf < sweep and len(snmf) == 2 * len(experiments.snmf_sigmas(scale))
     assert unique_keys(["small_p"], scale) == unique_keys(["eigen"], scale)
-    first, second, _ = experiments.finetune_jobs(scale)
+    first, second = experiments.finetune_jobs(scale)
     assert second["init_from"] == first and second["config"]["task"] == "clean"
     assert experiments.baselines_jobs(scale) == []
+    seed_zero = {jobs.job_key(job) for job in experiments.seeds_jobs(scale)[::3]}
+    assert seed_zero < {jobs.job_key(job) for job in experiments.mixing_types_jobs(scale)}
 
 
 def test_run_experiment_refuses_an_unknown_name():

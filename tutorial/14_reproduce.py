@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import matplotlib
 
@@ -51,7 +52,7 @@ numbers = reproduce.reproduce(run, scale="test", only=CHOSEN, workers=1, stream=
 for sub in ("figures", "numbers"):
     print(f"   {sub}/: {sorted(os.listdir(os.path.join(run, sub)))}")
 figures = [os.path.join(run, "figures", f"{name}.png") for name in CHOSEN]
-check(all(open(path, "rb").read(8) == PNG_MAGIC for path in figures), "one PNG per experiment in figures/")
+check(all(Path(path).read_bytes()[:8] == PNG_MAGIC for path in figures), "one PNG per experiment in figures/")
 check(all(load_json(os.path.join(run, "numbers", f"{name}.json")) == numbers[name] for name in CHOSEN),
       "numbers/NAME.json holds exactly the numbers each figure was drawn from")
 needed = {jobs.job_key(job) for name in CHOSEN for job in experiments.EXPERIMENTS[name][0](experiments.TEST_SCALE, 0)}
@@ -63,7 +64,7 @@ print("\n2. reproduce.claim_rows(numbers): one row per claim of the paper that t
 rows = reproduce.claim_rows(numbers)
 for row in rows:
     print(f"   {'✓' if row['ok'] else '✗'} {row['claim'][:62]:<62s} paper {row['paper']:<20s} ours {row['ours']}")
-report = open(os.path.join(run, "REPORT.md"), encoding="utf-8").read()
+report = Path(run, "REPORT.md").read_text(encoding="utf-8")
 claims_table = report.split("\n## ")[0]                          # the claims, before the extra tables and settings
 check(sum(line.startswith("| ") for line in claims_table.splitlines()) == len(rows) + 1,
       "REPORT.md has a header and one table row per claim")
@@ -116,7 +117,7 @@ if args.full:
     command = [sys.executable, "-m", "cc_numpy", "reproduce", "--quick", "--out", quick, "--workers", "2"]
     print("\n7. Running", " ".join(command[1:]), "(a few minutes; progress on stderr)")
     subprocess.run(command, check=True)
-    lines = open(os.path.join(quick, "REPORT.md"), encoding="utf-8").read().splitlines()
+    lines = Path(quick, "REPORT.md").read_text(encoding="utf-8").splitlines()
     print("\n".join("   " + line for line in lines[:12]))
     print(f"   … the whole report: {os.path.join(quick, 'REPORT.md')}")
 print("\nChapter 14 done.")
