@@ -108,7 +108,7 @@ import numpy as np
 
 from . import snmf
 from .small_p import small_p_loss
-from .validate import check_array, check_choice, check_dtype, check_float, check_int, check_rng
+from .validate import check_choice, check_dtype, check_float, check_int, check_rng, check_square
 
 __all__ = [
     "TARGETS",
@@ -161,14 +161,6 @@ def _check_sigma(sigma):
     return check_float(sigma, "sigma")                          # any finite real
 
 
-def _check_square(M, name="M"):
-    """M as a finite, non-empty, square float64 ndarray."""
-    check_array(M, name, ndim=2)
-    if M.shape[0] != M.shape[1] or M.size == 0:
-        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
-    return M.astype(np.float64, copy=False)
-
-
 # --------------------------------------------------------------------------
 # 1. Naive baseline
 # --------------------------------------------------------------------------
@@ -218,7 +210,7 @@ def naive_loss_over_p(n=100, d_mlp=50, M=None, sigma=0.0):
         if sigma != 0.0:
             raise ValueError(f"sigma={sigma} was given but M is None; pass an ({n}, {n}) mixing matrix M")
         return clean
-    M = _check_square(M)
+    M = check_square(M)
     if M.shape[0] != n:
         raise ValueError(f"M must have shape (n, n) = ({n}, {n}), got {M.shape}")
     cross = sigma / (3.0 * n) * float(np.trace(M[d_mlp:, d_mlp:]))   # 2σ M_oo (p/6) / (n p), o > d_mlp
@@ -314,7 +306,7 @@ def snmf_target(M, sigma, target="ours"):
     -------
     X : (n, n) float64.
     """
-    M = _check_square(M)
+    M = check_square(M)
     sigma = _check_sigma(sigma)
     check_choice(target, "target", TARGETS)
     mixing = M if target == "ours" else M.T
@@ -359,7 +351,7 @@ def snmf_baseline(M, sigma, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_
         "small_p_loss_over_p" : float, exact lim_{p→0} L/p on the true labels
         "sigma", "target_name", "d_mlp" : the settings
     """
-    M = _check_square(M)
+    M = check_square(M)
     n = M.shape[0]
     sigma = _check_sigma(sigma)
     check_rng(rng)
@@ -406,7 +398,7 @@ def snmf_sweep(M, sigmas, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_IT
     dict of (len(sigmas),) arrays: "sigma", "small_p_loss_over_p",
     "objective", "eckart_young_objective", "n_iter".
     """
-    M = _check_square(M)
+    M = check_square(M)
     sigmas = np.asarray(sigmas)
     if sigmas.ndim != 1 or sigmas.size == 0:
         raise ValueError(f"sigmas must be a non-empty 1-D list of floats, got shape {sigmas.shape}")

@@ -47,7 +47,7 @@ Every function works in float64 (inputs are validated, then converted).
 
 import numpy as np
 
-from .validate import check_array, check_float, check_int
+from .validate import check_array, check_float, check_int, check_mlp_weights, check_square
 
 __all__ = [
     "symmetric_eigenbasis",
@@ -74,24 +74,10 @@ _CONSTANT_RTOL = 1e-12
 
 # ---------------------------------------------------------------- input checks
 
-def _check_square(M, name="M"):
-    """M as a finite float64 (n, n) array."""
-    check_array(M, name, ndim=2)
-    if M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name} must be square (n, n), got shape {M.shape}")
-    return np.asarray(M, dtype=np.float64)
-
-
 def _check_weights(W_in, W_out):
     """W_in (d_mlp, n) and W_out (n, d_mlp) as float64; returns (W_in, W_out, n, d_mlp)."""
-    check_array(W_in, "W_in", ndim=2)
-    d_mlp, n = W_in.shape
-    check_array(W_out, "W_out", ndim=2)
-    if W_out.shape != (n, d_mlp):
-        raise ValueError(
-            f"W_out must have shape (n, d_mlp) = ({n}, {d_mlp}) to match W_in of shape "
-            f"(d_mlp, n) = {W_in.shape}, got {W_out.shape}")
-    return np.asarray(W_in, dtype=np.float64), np.asarray(W_out, dtype=np.float64), n, d_mlp
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    return W_in, W_out, W_in.shape[1], W_in.shape[0]
 
 
 def _check_basis(E, n):
@@ -140,7 +126,7 @@ def symmetric_eigenbasis(M):
     positive (the ± of ``eigh`` is arbitrary; this makes heat maps reproducible).
     Within a repeated eigenvalue the basis is whatever ``eigh`` returns.
     """
-    M = _check_square(M)
+    M = check_square(M)
     S = 0.5 * (M + M.T)                                         # (n, n)   S = (M + Mᵀ)/2
     eigenvalues, E = np.linalg.eigh(S)                          # ascending
     eigenvalues, E = eigenvalues[::-1].copy(), E[:, ::-1].copy()  # descending λ_1 ≥ … ≥ λ_n
@@ -164,7 +150,7 @@ def mixing_svd(M, sigma):
     U : (n, n) ndarray, left singular vectors (columns).
     Vt : (n, n) ndarray, right singular vectors (rows), so I + σM = U diag(s) Vt.
     """
-    M = _check_square(M)
+    M = check_square(M)
     sigma = _check_sigma(sigma)
     target = np.eye(M.shape[0]) + sigma * M                     # (n, n)   I + σM
     U, singular_values, Vt = np.linalg.svd(target)
@@ -315,7 +301,7 @@ def product_vs_mixing_fit(W_in, W_out, M, sigma):
     embedding-like M); the intercept is then the mean of y.
     """
     W_in, W_out, n, _ = _check_weights(W_in, W_out)
-    M = _check_square(M)
+    M = check_square(M)
     if M.shape != (n, n):
         raise ValueError(f"M must have shape (n, n) = ({n}, {n}) to match the weights, got {M.shape}")
     if n < 2:
@@ -363,7 +349,7 @@ def eigen_summary(W_in, W_out, M, sigma, k=50, head=40, tail_start=60):
         ``sigma``, ``k``, ``head``, ``tail_start`` : the settings used (as floats).
     """
     W_in, W_out, n, _ = _check_weights(W_in, W_out)
-    M = _check_square(M)
+    M = check_square(M)
     if M.shape != (n, n):
         raise ValueError(f"M must have shape (n, n) = ({n}, {n}) to match the weights, got {M.shape}")
     k = _check_k(k, n)

@@ -90,3 +90,22 @@ def check_array(a, name, shape=None, ndim=None):
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
+
+
+def check_square(M, name="M"):
+    """Return ``M`` as a finite, non-empty, square float64 (n, n) array."""
+    check_array(M, name, ndim=2)
+    if M.shape[0] != M.shape[1] or M.size == 0:
+        raise ValueError(f"{name} must be square (n, n) and non-empty, got shape {M.shape}")
+    return np.asarray(M, dtype=np.float64)
+
+
+def check_mlp_weights(W_in, W_out):
+    """Return W_in (d_mlp, n) and W_out (n, d_mlp) as float64 arrays, or raise if they do not fit together."""
+    check_array(W_in, "W_in", ndim=2)
+    d_mlp, n = W_in.shape
+    check_array(W_out, "W_out", ndim=2)
+    if W_out.shape != (n, d_mlp):
+        raise ValueError(f"W_out must have shape (n, d_mlp) = ({n}, {d_mlp}) to match W_in of shape "
+                         f"(d_mlp, n) = {W_in.shape}, got {W_out.shape}")
+    return np.asarray(W_in, dtype=np.float64), np.asarray(W_out, dtype=np.float64)
