@@ -328,7 +328,7 @@ def write_report(path, numbers, scale, scale_name, seed, workers, seconds, train
     lines = ["# cc_numpy reproduction report", "",
              f"Scale: **{scale_name}**; seed {seed}; {workers} worker(s); wall time {seconds / 60:.1f} min"
              + (f" ({trainings['computed']} of {trainings['total']} trainings computed in this run, the rest "
-                "from the cache)." if trainings else "."),
+                "from the cache)." if trainings else "."), "",
              ] + ([f"Rows of {', '.join(earlier)} come from an earlier run in this folder.", ""] if earlier else []) + [
              f"{sum(r['ok'] for r in rows)} of {len(rows)} claims reproduced within tolerance "
              "(±0.003 unless the note says otherwise).", "",
