@@ -9,28 +9,12 @@ import numpy as np
 import pytest
 
 from cc_numpy import evaluate, runtime, train
-from cc_numpy.__main__ import main
 from cc_numpy.runs import load_run
 from cc_numpy.storage import load_npz
+from cli_support import assert_user_error, run_cli
 
 TINY = ["--n", "8", "--d-mlp", "4", "--d", "32", "--steps", "20", "--batch-size", "64", "--p", "0.1",
         "--seed", "4", "--quiet"]
-
-
-def run_cli(argv, capsys):
-    """main(argv) in-process; returns (exit code, stdout, stderr), argparse's SystemExit included."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, message):
-    assert code == 2
-    assert "error:" in err and message in err, err
-    assert "Traceback" not in err
 
 
 def tiny_config(**extra):

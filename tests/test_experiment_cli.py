@@ -11,29 +11,14 @@ import pytest
 # reproduce is imported at collection on purpose (noqa: unused): its stream default binds now, see
 # test_experiment_commands_report_progress_on_the_current_stderr.
 from cc_numpy import evaluate, experiments, jobs, reproduce, small_p  # noqa: F401
-from cc_numpy.__main__ import EXPERIMENT_COMMANDS, main
+from cc_numpy.__main__ import EXPERIMENT_COMMANDS
 from cc_numpy.data import mixing_matrix, random_streams
 from cc_numpy.runs import load_run
 from cc_numpy.storage import load_json, load_npz
+from cli_support import assert_user_error, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-
-
-def run_cli(argv, capsys):
-    """main(argv) in-process; returns (exit code, stdout, stderr), argparse's SystemExit included."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, message):
-    assert code == 2
-    assert "error:" in err and message in err, err
-    assert "Traceback" not in err
 
 
 def assert_png(path):

@@ -1,0 +1,20 @@
+"""Helpers shared by the command-line tests: run main() in-process, check a user error."""
+
+from cc_numpy.__main__ import main
+
+
+def run_cli(argv, capsys):
+    """main(argv) in-process; returns (exit code, stdout, stderr), argparse's SystemExit included."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code, err, message):
+    """Exit status 2, an 'error:' line naming ``message``, and no traceback."""
+    assert code == 2
+    assert "error:" in err and message in err, err
+    assert "Traceback" not in err
