@@ -147,10 +147,6 @@ def _worker_init():
     keep_freed_memory()
 
 
-def _run_in_worker(job, parent_result):
-    return run_job(job, parent_result)
-
-
 def _flatten(jobs):
     """Every job and its ancestors, parents before children, each key once."""
     ordered, seen = [], set()
@@ -233,7 +229,7 @@ def _run_parallel(pending, results, workers, finish):
                             break
                         waiting.remove(job)
                         parent = results.get(parent_key) if parent_key else None
-                        running[pool.submit(_run_in_worker, job, parent)] = job
+                        running[pool.submit(run_job, job, parent)] = job
                 if not running:
                     raise RuntimeError("no job can start: a parent job is missing from the pending list")
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)

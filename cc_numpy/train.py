@@ -14,6 +14,7 @@ AdamW updates in place.
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -241,8 +242,6 @@ def _save_checkpoint(path, config, params, state, data_rng, history, sigma_histo
 
 def _resume(path, config, params, state, data_rng, history, sigma_history):
     """Load a checkpoint of the same config into the given arrays; return the step to start at."""
-    import os
-
     if not os.path.exists(path):
         return 0
     saved = load_npz(path, required=("step", "history", "config_json", "rng_state"))
