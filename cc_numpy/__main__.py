@@ -8,12 +8,12 @@ import argparse
 import os
 import sys
 
-from .runtime import keep_freed_memory
+from .core.runtime import keep_freed_memory
 
 keep_freed_memory()             # freed (B, n) temporaries stay in the heap (see runtime.py)
 
-from .storage import CorruptFileError  # noqa: E402
-from .train import NonFiniteLossError  # noqa: E402
+from .core.storage import CorruptFileError  # noqa: E402
+from .core.train import NonFiniteLossError  # noqa: E402
 
 USER_ERRORS = (ValueError, TypeError, OSError, CorruptFileError, NonFiniteLossError)
 
@@ -62,8 +62,8 @@ def _print_progress(step, steps, running_loss_over_p, steps_per_second):
 
 
 def add_train_parser(commands):
-    from .data import MIXING_KINDS, TASKS
-    from .train import DEFAULT_CONFIG as D
+    from .core.data import MIXING_KINDS, TASKS
+    from .core.train import DEFAULT_CONFIG as D
 
     parser = commands.add_parser(
         "train", help="train one model and write weights.npz, metrics.json, history.npz",
@@ -111,9 +111,9 @@ def add_train_parser(commands):
 def run_train(args):
     import numpy as np
 
-    from .evaluate import loss_over_p
-    from .runs import save_run
-    from .train import make_config, train
+    from .core.evaluate import loss_over_p
+    from .core.runs import save_run
+    from .core.train import make_config, train
 
     overrides = dict(model=args.model, mixing=args.mixing, rank=args.rank, sigma=args.sigma,
                      learn_sigma=args.learn_sigma, sigma_init=args.sigma_init, p=args.p, steps=args.steps,
@@ -167,9 +167,9 @@ def add_evaluate_parser(commands):
 def run_evaluate(args):
     import numpy as np
 
-    from .evaluate import loss_over_p_curve
-    from .runs import load_run
-    from .storage import save_json
+    from .core.evaluate import loss_over_p_curve
+    from .core.runs import load_run
+    from .core.storage import save_json
 
     params, M, sigma, metrics = load_run(args.run)
     task = metrics.get("config", {}).get("task", "mixed" if M is not None else "clean")
@@ -264,7 +264,7 @@ def run_reproduce(args):
 
 
 def add_snmf_parser(commands):
-    from .data import MIXING_KINDS
+    from .core.data import MIXING_KINDS
 
     parser = commands.add_parser(
         "snmf", help="build the semi-NMF baseline MLP from a mixing matrix alone",
@@ -287,10 +287,10 @@ def add_snmf_parser(commands):
 def run_snmf(args):
     import numpy as np
 
-    from .baselines import snmf_baseline
-    from .data import mixing_matrix, random_streams
-    from .runs import save_run
-    from .small_p import small_p_loss
+    from .analyses.baselines import snmf_baseline
+    from .core.data import mixing_matrix, random_streams
+    from .core.runs import save_run
+    from .analyses.small_p import small_p_loss
 
     M = mixing_matrix(args.mixing, args.n, random_streams(args.seed)["matrix"], rank=args.rank)
     built = snmf_baseline(M, args.sigma, np.random.default_rng([args.seed, 17]), d_mlp=args.d_mlp,

@@ -17,8 +17,8 @@ precision, and so on. The defaults are the paper's.
 
 import numpy as np
 
-from .jobs import make_job, run_jobs
-from .validate import check_choice, check_int
+from .pipeline.jobs import make_job, run_jobs
+from .core.validate import check_choice, check_int
 
 NAIVE = 1.0 / 12.0
 
@@ -149,7 +149,7 @@ def _windowed(values, window):
 
 
 def finetune_numbers(results, scale, seed=0, sigma=0.025):
-    from .evaluate import loss_over_p
+    from .core.evaluate import loss_over_p
 
     first, second = results
     on_clean = loss_over_p({"W_in": first["W_in"].astype(float), "W_out": first["W_out"].astype(float)}, 0.01,
@@ -218,8 +218,8 @@ def baselines_jobs(scale, seed=0):
 
 def baselines_numbers(results, scale, seed=0):
     """Naive and naive + offset on clean labels: analytic over the grid, Monte Carlo at a few p."""
-    from . import baselines
-    from .evaluate import loss_over_p
+    from .analyses import baselines
+    from .core.evaluate import loss_over_p
 
     grid = eval_grid(scale)
     offsets = [baselines.optimal_offset(p) for p in grid]
@@ -250,7 +250,7 @@ def eigen_jobs(scale, seed=0, sigma=0.03):
 
 
 def eigen_numbers(results, scale, seed=0, sigma=0.03):
-    from . import eigen
+    from .analyses import eigen
 
     result = results[0]
     W_in, W_out, M = (result[k].astype(float) for k in ("W_in", "W_out", "M"))
@@ -278,7 +278,7 @@ def small_p_jobs(scale, seed=0):
 
 def small_p_numbers(results, scale, seed=0):
     """Exact p → 0 L/p against Monte Carlo, and the noise-free small-p optimum (clean and mixed)."""
-    from . import baselines, small_p
+    from .analyses import baselines, small_p
 
     result = results[0]
     W_in, W_out, M, sigma = result["W_in"].astype(float), result["W_out"].astype(float), result["M"], \
@@ -314,8 +314,8 @@ def snmf_jobs(scale, seed=0):
 
 def snmf_numbers(results, scale, seed=0):
     """SNMF baselines (both targets) and trained models, exact small-p L/p, against σ."""
-    from . import baselines, small_p
-    from .data import mixing_matrix, random_streams
+    from .analyses import baselines, small_p
+    from .core.data import mixing_matrix, random_streams
 
     sigmas = snmf_sigmas(scale)
     numbers = {"sigma": sigmas, "naive": NAIVE}

@@ -24,10 +24,11 @@ import time
 
 import numpy as np
 
-from . import experiments, plots
-from .jobs import JobCache, job_key, run_jobs
-from .storage import save_json, save_text
-from .validate import check_choice, check_int
+from . import experiments
+from .pipeline import plots
+from .pipeline.jobs import JobCache, job_key, run_jobs
+from .core.storage import save_json, save_text
+from .core.validate import check_choice, check_int
 
 NAIVE = 1.0 / 12.0
 
@@ -128,7 +129,7 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, seed=0, stream=None,
 
 def _earlier_numbers(out_dir, exclude):
     """Numbers that earlier runs left in ``out_dir/numbers`` for experiments not run now (unreadable ones skipped)."""
-    from .storage import CorruptFileError, load_json
+    from .core.storage import CorruptFileError, load_json
 
     earlier = {}
     for name in experiments.EXPERIMENTS:

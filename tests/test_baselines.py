@@ -1,10 +1,11 @@
-"""Tests for cc_numpy.baselines: naive, naive + offset, and the SNMF-built MLP."""
+"""Tests for cc_numpy.analyses.baselines: naive, naive + offset, and the SNMF-built MLP."""
 
 import numpy as np
 import pytest
 
-from cc_numpy import evaluate, snmf
-from cc_numpy.baselines import (
+from cc_numpy.core import evaluate
+from cc_numpy.analyses import snmf
+from cc_numpy.analyses.baselines import (
     naive_loss_over_p,
     naive_params,
     offset_loss_over_p,
@@ -14,7 +15,7 @@ from cc_numpy.baselines import (
     snmf_sweep,
     snmf_target,
 )
-from cc_numpy.small_p import small_p_loss
+from cc_numpy.analyses.small_p import small_p_loss
 
 
 def _rngs(seed, count):

@@ -1,4 +1,4 @@
-"""Tests for the command line (cc_numpy.__main__) and the process settings it applies (cc_numpy.runtime)."""
+"""Tests for the command line (cc_numpy.__main__) and the process settings it applies (cc_numpy.core.runtime)."""
 
 import json
 import os
@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from cc_numpy import evaluate, runtime, train
-from cc_numpy.runs import load_run
-from cc_numpy.storage import load_npz
+from cc_numpy.core import evaluate, runtime, train
+from cc_numpy.core.runs import load_run
+from cc_numpy.core.storage import load_npz
 from cli_support import assert_user_error, run_cli
 
 TINY = ["--n", "8", "--d-mlp", "4", "--d", "32", "--steps", "20", "--batch-size", "64", "--p", "0.1",

@@ -1,10 +1,10 @@
-"""Tests for cc_numpy.data: the sparse sampler, the label tasks, the mixing matrices, the streams."""
+"""Tests for cc_numpy.core.data: the sparse sampler, the label tasks, the mixing matrices, the streams."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cc_numpy import data
+from cc_numpy.core import data
 
 
 def binomial_tolerance(trials, p, z=5.0):

@@ -1,9 +1,9 @@
-"""Tests for cc_numpy.eigen (eigen-analysis of W_out W_in against the mixing matrix)."""
+"""Tests for cc_numpy.analyses.eigen (eigen-analysis of W_out W_in against the mixing matrix)."""
 
 import numpy as np
 import pytest
 
-from cc_numpy.eigen import (
+from cc_numpy.analyses.eigen import (
     eigen_alignment,
     eigen_summary,
     mixing_svd,

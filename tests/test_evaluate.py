@@ -1,9 +1,10 @@
-"""Tests for cc_numpy.evaluate: Monte Carlo L/p, its standard error and the target-stderr mode."""
+"""Tests for cc_numpy.core.evaluate: Monte Carlo L/p, its standard error and the target-stderr mode."""
 
 import numpy as np
 import pytest
 
-from cc_numpy import baselines, data, evaluate, mlp, residual
+from cc_numpy.analyses import baselines
+from cc_numpy.core import data, evaluate, mlp, residual
 
 
 def mixed_naive_closed_form(n, d_mlp, M, sigma):

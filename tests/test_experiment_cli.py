@@ -10,11 +10,14 @@ import pytest
 
 # reproduce is imported at collection on purpose (noqa: unused): its stream default binds now, see
 # test_experiment_commands_report_progress_on_the_current_stderr.
-from cc_numpy import evaluate, experiments, jobs, reproduce, small_p  # noqa: F401
+from cc_numpy.core import evaluate
+from cc_numpy import experiments, reproduce
+from cc_numpy.pipeline import jobs
+from cc_numpy.analyses import small_p  # noqa: F401
 from cc_numpy.__main__ import EXPERIMENT_COMMANDS
-from cc_numpy.data import mixing_matrix, random_streams
-from cc_numpy.runs import load_run
-from cc_numpy.storage import load_json, load_npz
+from cc_numpy.core.data import mixing_matrix, random_streams
+from cc_numpy.core.runs import load_run
+from cc_numpy.core.storage import load_json, load_npz
 from cli_support import assert_user_error, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Hand-written gradients against centred finite differences (cc_numpy.gradcheck), in float64.
+"""Hand-written gradients against centred finite differences (cc_numpy.core.gradcheck), in float64.
 
 Every point is drawn away from ReLU kinks: it is redrawn while any pre-activation of a
 non-empty sample is within KINK of 0, so a step h = 1e-6 never crosses one.
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cc_numpy import data, gradcheck, loss, mlp, residual, train
+from cc_numpy.core import data, gradcheck, loss, mlp, residual, train
 
 KINK = 1e-3
 TOLERANCE = 1e-7

@@ -1,4 +1,4 @@
-"""Tests for cc_numpy.jobs: job keys, the on-disk cache, and serial / parallel / fine-tuning runs."""
+"""Tests for cc_numpy.pipeline.jobs: job keys, the on-disk cache, and serial / parallel / fine-tuning runs."""
 
 import json
 import os
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cc_numpy import jobs, train
+from cc_numpy.pipeline import jobs
+from cc_numpy.core import train
 
 # A training small enough for a few milliseconds: n = 8 features, 4 neurons, 20 steps.
 TINY = dict(n=8, d_mlp=4, d=32, steps=20, batch_size=64, p=0.1, seed=5)
@@ -274,7 +275,7 @@ def test_run_jobs_refuses_bad_workers():
 SERIAL_SCRIPT = """
 import json, sys
 import numpy as np
-from cc_numpy import jobs
+from cc_numpy.pipeline import jobs
 batch = json.load(open(sys.argv[1]))
 results = jobs.run_jobs(batch, workers=1)
 arrays = {f"{i}/{k}": v for i, result in enumerate(results) for k, v in result.items()}

@@ -1,11 +1,11 @@
-"""Tests for cc_numpy.mlp and cc_numpy.residual: initialisation, forward passes, the two residual
+"""Tests for cc_numpy.core.mlp and cc_numpy.core.residual: initialisation, forward passes, the two residual
 paths and the mixing-matrix equivalence between the residual model and the simplified MLP."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cc_numpy import data, loss, mixing, mlp, residual
+from cc_numpy.core import data, loss, mixing, mlp, residual
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 

@@ -1,11 +1,11 @@
-"""Tests for cc_numpy.optim: AdamW as torch.optim.AdamW runs it, and the cosine schedule."""
+"""Tests for cc_numpy.core.optim: AdamW as torch.optim.AdamW runs it, and the cosine schedule."""
 
 import math
 
 import numpy as np
 import pytest
 
-from cc_numpy import optim
+from cc_numpy.core import optim
 
 
 def reference_adamw(theta, grads, lrs, weight_decay, beta1, beta2, eps):

@@ -1,4 +1,4 @@
-"""Tests for the experiment pipeline: cc_numpy.experiments, cc_numpy.reproduce and cc_numpy.plots.
+"""Tests for the experiment pipeline: cc_numpy.experiments, cc_numpy.reproduce and cc_numpy.pipeline.plots.
 
 One test-scale reproduction of every experiment (module fixture ``full_run``, two workers) is shared by the
 report, figure and plot tests; the cache and resume tests copy its folder or run small subsets.
@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cc_numpy import experiments, jobs, mlp, plots, reproduce
-from cc_numpy.storage import load_json, load_npz
+from cc_numpy import experiments, reproduce
+from cc_numpy.pipeline import jobs, plots
+from cc_numpy.core import mlp
+from cc_numpy.core.storage import load_json, load_npz
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

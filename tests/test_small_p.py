@@ -1,9 +1,9 @@
-"""Tests for cc_numpy.small_p: the exact p → 0 limit of L/p and its tools."""
+"""Tests for cc_numpy.analyses.small_p: the exact p → 0 limit of L/p and its tools."""
 
 import numpy as np
 import pytest
 
-from cc_numpy.small_p import (
+from cc_numpy.analyses.small_p import (
     monte_carlo_small_p_loss,
     one_active_batch,
     optimise_small_p,

@@ -1,9 +1,9 @@
-"""Tests for cc_numpy.snmf (semi-NMF of Ding, Li & Jordan 2010)."""
+"""Tests for cc_numpy.analyses.snmf (semi-NMF of Ding, Li & Jordan 2010)."""
 
 import numpy as np
 import pytest
 
-from cc_numpy.snmf import (
+from cc_numpy.analyses.snmf import (
     init_G,
     negative_part,
     positive_part,

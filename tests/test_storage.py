@@ -1,4 +1,4 @@
-"""Tests for cc_numpy.storage (atomic .npz / JSON) and cc_numpy.runs (a run's files)."""
+"""Tests for cc_numpy.core.storage (atomic .npz / JSON) and cc_numpy.core.runs (a run's files)."""
 
 import gc
 import io
@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cc_numpy import mlp, residual, runs, storage
+from cc_numpy.core import mlp, residual, runs, storage
 
 
 class ArrayThatFails:

@@ -1,11 +1,11 @@
-"""Tests for cc_numpy.train: configs, determinism, random streams, learning, σ, failures, checkpoints."""
+"""Tests for cc_numpy.core.train: configs, determinism, random streams, learning, σ, failures, checkpoints."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cc_numpy import data, residual, train
-from cc_numpy.storage import CorruptFileError, load_npz
+from cc_numpy.core import data, residual, train
+from cc_numpy.core.storage import CorruptFileError, load_npz
 
 
 class Interrupt(Exception):

@@ -38,8 +38,14 @@ CHAPTERS = sorted(TUTORIAL.glob("[0-9][0-9]_*.md"))
 
 
 def package_modules():
-    """Names of the modules of cc_numpy on disk (without .py), __init__ left out."""
-    return sorted(path.stem for path in PACKAGE.glob("*.py") if path.name != "__init__.py")
+    """Dotted names of the modules of cc_numpy below the package (``core.data``), __init__ left out."""
+    return sorted(".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+                  for path in PACKAGE.rglob("*.py") if path.name != "__init__.py")
+
+
+def module_file(module):
+    """The file of a dotted module name, as chapters write it: ``cc_numpy/core/data.py``."""
+    return "cc_numpy/" + module.replace(".", "/") + ".py"
 
 
 def chapter_text(path):
@@ -98,35 +104,47 @@ def test_script_runs_in_default_mode(script, tmp_path):
 # ----------------------------------------------------------------------------- 2. every module has a chapter
 
 def chapters_mentioning(module):
-    pattern = re.compile(r"(?<![\w/.])(?:cc_numpy/)?" + re.escape(module) + r"\.py\b")
+    """Chapters that name the module's file: ``data.py``, ``core/data.py`` or ``cc_numpy/core/data.py``."""
+    stem = module.split(".")[-1]
+    pattern = re.compile(r"(?<![\w.])(?:(?:cc_numpy/)?" + re.escape(module.rsplit(".", 1)[0].replace(".", "/")) + "/)?"
+                         + re.escape(stem) + r"\.py\b") if "." in module else \
+        re.compile(r"(?<![\w/.])(?:cc_numpy/)?" + re.escape(stem) + r"\.py\b")
     return [path.name for path in CHAPTERS if pattern.search(chapter_text(path))]
 
 
 def test_every_module_is_walked_through_by_a_chapter():
     uncovered = [m for m in package_modules() if not chapters_mentioning(m) and m not in PENDING]
     assert not uncovered, (
-        f"no chapter in tutorial/NN_*.md walks through cc_numpy/{{{', '.join(uncovered)}}}.py: "
+        f"no chapter in tutorial/NN_*.md walks through {', '.join(map(module_file, uncovered))}: "
         "write one (see tutorial/README.md) or, while it is being written, add the name to PENDING")
 
 
 def test_pending_list_is_current():
-    done = sorted(m for m in PENDING if (PACKAGE / f"{m}.py").exists() and chapters_mentioning(m))
+    done = sorted(m for m in PENDING if (ROOT / module_file(m)).exists() and chapters_mentioning(m))
     assert not done, f"{done} now have chapters: remove them from PENDING in tests/test_tutorial.py"
 
 
 # ----------------------------------------------------------------------------- 3. named functions exist
 
 def named_attributes(text, modules):
-    """(module, attribute) for every `module.attribute` written in code spans or fences of ``text``."""
-    pattern = re.compile(r"(?<![\w.])(?:cc_numpy\.)?(" + "|".join(map(re.escape, modules)) +
-                         r")\.([A-Za-z_]\w*)")
+    """(module, attribute) for every `module.attribute` written in code spans or fences of ``text``.
+
+    A module is written by its last name (`train.make_config`) or its dotted path
+    (`core.train.make_config`, `cc_numpy.core.train.make_config`).
+    """
+    by_name = {}
+    for module in modules:
+        by_name[module] = module
+        by_name.setdefault(module.split(".")[-1], module)
+    names_pattern = "|".join(map(re.escape, sorted(by_name, key=len, reverse=True)))
+    pattern = re.compile(r"(?<![\w.])(?:cc_numpy\.)?(" + names_pattern + r")\.([A-Za-z_]\w*)")
     names = set()
     code = FENCE.findall(text)
     code += INLINE_CODE.findall(FENCE.sub("", text))
     for span in code:
         for module, attribute in pattern.findall(span):
             if attribute != "py":                       # `data.py` is a file, not an attribute
-                names.add((module, attribute))
+                names.add((by_name[module], attribute))
     return names
 
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import data  # noqa: E402
+from cc_numpy.core import data  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 01: sparse inputs, labels, mixing matrices.")
 parser.add_argument("--full", action="store_true", help="use the paper's sizes (n = 100, d = 1000, many samples)")

@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-from cc_numpy import data, mlp
+from cc_numpy.core import data, mlp
 
 parser = argparse.ArgumentParser(description="Chapter 02: the MLP forward and backward pass.")
 parser.add_argument("--full", action="store_true", help="more Monte Carlo samples for the naive model")

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from cc_numpy import data, mixing, mlp, residual
+from cc_numpy.core import data, mixing, mlp, residual
 
 parser = argparse.ArgumentParser(description="Chapter 03: the residual CC model, two ways.")
 parser.add_argument("--full", action="store_true", help="time the two implementations at the paper's batch size")

@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-from cc_numpy import data, gradcheck, loss, mlp, residual
+from cc_numpy.core import data, gradcheck, loss, mlp, residual
 
 parser = argparse.ArgumentParser(description="Chapter 04: the loss and gradient checks.")
 parser.add_argument("--full", action="store_true", help="the paper's n = 100, d_mlp = 50 and more probed entries")

@@ -17,7 +17,7 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import optim  # noqa: E402
+from cc_numpy.core import optim  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 05: AdamW and the cosine schedule.")
 parser.add_argument("--full", action="store_true", help="the paper's T = 10,000 steps (default: T = 500)")

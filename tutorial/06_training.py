@@ -16,7 +16,8 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import baselines, evaluate, loss, mlp, train  # noqa: E402
+from cc_numpy.analyses import baselines
+from cc_numpy.core import evaluate, loss, mlp, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 06: training and evaluation.")
 parser.add_argument("--full", action="store_true", help="the paper's 10,000 steps and more evaluation samples")

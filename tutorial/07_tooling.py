@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from cc_numpy import evaluate, runs, runtime, storage, train, validate
+from cc_numpy.core import evaluate, runs, runtime, storage, train, validate
 
 parser = argparse.ArgumentParser(description="Chapter 07: validation, storage, runs, runtime, command line.")
 parser.add_argument("--full", action="store_true", help="train the command-line model for the paper's 10,000 steps")

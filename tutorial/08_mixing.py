@@ -16,7 +16,7 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import data, evaluate, loss, mixing, mlp, residual, train  # noqa: E402
+from cc_numpy.core import data, evaluate, loss, mixing, mlp, residual, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 08: the residual model is an MLP on mixed labels.")
 parser.add_argument("--full", action="store_true", help="train every model for the paper's 10,000 steps")

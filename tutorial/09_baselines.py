@@ -17,7 +17,8 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import baselines, data, evaluate  # noqa: E402
+from cc_numpy.analyses import baselines
+from cc_numpy.core import data, evaluate  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 09: naive, naive + offset and the SNMF-built MLP.")
 parser.add_argument("--full", action="store_true", help="more samples, a finer σ grid, 3,000 semi-NMF iterations")

@@ -16,7 +16,8 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import eigen, evaluate, train  # noqa: E402
+from cc_numpy.analyses import eigen
+from cc_numpy.core import evaluate, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 10: eigen-analysis of a trained MLP against its mixing matrix.")
 parser.add_argument("--full", action="store_true", help="train for the paper's 20,000 steps")

@@ -16,7 +16,8 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import data, evaluate, gradcheck, small_p, train  # noqa: E402
+from cc_numpy.core import data, evaluate, gradcheck, train
+from cc_numpy.analyses import small_p  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 11: the exact small-p loss.")
 parser.add_argument("--full", action="store_true", help="finer σ grid, longer optimisation, longer training")

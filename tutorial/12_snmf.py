@@ -16,7 +16,8 @@ matplotlib.use("Agg")                      # scripts only write PNG files, never
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cc_numpy import baselines, data, evaluate, small_p, snmf  # noqa: E402
+from cc_numpy.analyses import baselines, small_p, snmf
+from cc_numpy.core import data, evaluate  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 12: semi-NMF and the SNMF baseline.")
 parser.add_argument("--full", action="store_true", help="finer σ grid and 5,000 iterations per factorisation")

@@ -16,7 +16,9 @@ import tempfile
 
 import numpy as np
 
-from cc_numpy import experiments, jobs, mlp
+from cc_numpy import experiments
+from cc_numpy.pipeline import jobs
+from cc_numpy.core import mlp
 
 parser = argparse.ArgumentParser(description="Chapter 13: job dicts, the job cache, the runner and the experiments.")
 parser.add_argument("--full", action="store_true", help="also run the σ-sweep experiment at the quick scale")
@@ -103,7 +105,7 @@ check(same_arrays(recomputed, results[1]), "a corrupt cache file is reported, de
 
 # %% 5. Parallel workers give the same bits
 print("\n5. run_jobs(…, workers=2): spawned processes with one BLAS thread each, against a serial run")
-runner = ("import sys; from cc_numpy import experiments, jobs; "
+runner = ("import sys; from cc_numpy import experiments; from cc_numpy.pipeline import jobs; "
           "jobs.run_jobs(experiments.finetune_jobs(experiments.TEST_SCALE), "
           "cache=jobs.JobCache(sys.argv[1]), workers=int(sys.argv[2]))")
 environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

@@ -20,9 +20,10 @@ import matplotlib
 matplotlib.use("Agg")                      # scripts only write PNG files, never open windows
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cc_numpy import experiments, jobs, plots, reproduce  # noqa: E402
+from cc_numpy import experiments, reproduce
+from cc_numpy.pipeline import jobs, plots  # noqa: E402
 from cc_numpy.__main__ import EXPERIMENT_COMMANDS, main  # noqa: E402
-from cc_numpy.storage import load_json  # noqa: E402
+from cc_numpy.core.storage import load_json  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 14: reproduce, the figures and the report.")
 parser.add_argument("--full", action="store_true", help="also run `python -m cc_numpy reproduce --quick` (minutes)")

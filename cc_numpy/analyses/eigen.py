@@ -47,7 +47,7 @@ Every function works in float64 (inputs are validated, then converted).
 
 import numpy as np
 
-from .validate import check_array, check_float, check_int, check_mlp_weights, check_square
+from ..core.validate import check_array, check_float, check_int, check_mlp_weights, check_square
 
 __all__ = [
     "symmetric_eigenbasis",

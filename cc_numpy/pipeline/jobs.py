@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from .storage import CorruptFileError, load_npz, save_npz
+from ..core.storage import CorruptFileError, load_npz, save_npz
 
 CACHE_VERSION = 1
 EVAL_DEFAULTS = {"task": None, "target_stderr": 3e-4, "min_samples": 20_000, "max_samples": 4_000_000}
@@ -42,7 +42,7 @@ def make_job(config, init_from=None, eval_ps=None, eval_task=None, target_stderr
 
     ``target_stderr=None`` evaluates a fixed ``min_samples``; left out, it is EVAL_DEFAULTS'.
     """
-    from .train import make_config
+    from ..core.train import make_config
 
     validated = make_config(**config)                           # validate early, with a clear message
     config = {key: validated[key] for key in sorted(config)}    # plain int / float / str values
@@ -77,8 +77,8 @@ def run_job(job, parent_result=None):
     ``sigma`` (0-d), ``history`` (steps,), ``seconds`` (0-d), and with an evaluation
     ``eval_p``, ``eval_loss_over_p``, ``eval_stderr``, ``eval_n_samples``.
     """
-    from .evaluate import loss_over_p_curve
-    from .train import make_config, train
+    from ..core.evaluate import loss_over_p_curve
+    from ..core.train import make_config, train
 
     config = make_config(**job["config"])
     init_params = None
@@ -142,7 +142,7 @@ class JobCache:
 
 
 def _worker_init():
-    from .runtime import keep_freed_memory
+    from ..core.runtime import keep_freed_memory
 
     keep_freed_memory()
 
@@ -177,7 +177,7 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
     With ``workers > 1`` the workers are *spawned*: each re-imports the caller's main module,
     so a script that calls this must do so under ``if __name__ == "__main__":``.
     """
-    from .validate import check_int
+    from ..core.validate import check_int
 
     workers = check_int(workers, "workers")
     ordered = _flatten(jobs)
@@ -212,7 +212,7 @@ def _run_parallel(pending, results, workers, finish):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .runtime import single_thread_blas_env
+    from ..core.runtime import single_thread_blas_env
 
     saved = dict(os.environ)
     single_thread_blas_env(1, os.environ)                       # inherited by the spawned workers

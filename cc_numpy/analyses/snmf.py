@@ -96,7 +96,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .validate import check_array, check_float, check_int, check_rng
+from ..core.validate import check_array, check_float, check_int, check_rng
 
 __all__ = [
     "positive_part",

@@ -108,7 +108,7 @@ import numpy as np
 
 from . import snmf
 from .small_p import small_p_loss
-from .validate import check_choice, check_dtype, check_float, check_int, check_rng, check_square
+from ..core.validate import check_choice, check_dtype, check_float, check_int, check_rng, check_square
 
 __all__ = [
     "TARGETS",
