@@ -15,6 +15,7 @@ samples and dense p fewer.
 import numpy as np
 
 from . import data, mlp, residual
+from .runtime import single_blas_thread
 from .validate import check_choice, check_float, check_int, check_probability, check_rng
 
 
@@ -39,6 +40,7 @@ def sample_losses(params, batch, task, M=None, sigma=0.0, gram=None):
     return np.mean(np.square(error, dtype=np.float64), axis=1)  # ℓ_b = (1/n) Σ_o (ŷ_bo − y_bo)²
 
 
+@single_blas_thread()
 def loss_over_p(params, p, rng, task="clean", M=None, sigma=0.0, n_samples=100_000,
                 target_stderr=None, max_samples=20_000_000, chunk_size=65_536):
     """L/p at one p, with its standard error.

@@ -10,13 +10,21 @@ Two facts about this workload (measured in ``benchmarks/bench_train.py``):
   only; elsewhere it does nothing and returns False).
 * The matrices are small (≤ 1000 × 100). Two BLAS threads help one training
   process a little, but two worker processes with two threads each on two cores
-  slow each other several-fold. The BLAS thread count can only be set before
-  NumPy is first imported, through the environment
-  (:func:`single_thread_blas_env`); the parallel reproduction workers do that.
+  slow each other several-fold. And a product's last bits depend on how many
+  threads split it, so one config would give different weights on differently
+  loaded machines. :func:`single_blas_thread` therefore pins the OpenBLAS that
+  NumPy and SciPy load to one thread for the duration of a training or an
+  evaluation (through OpenBLAS's own ``*_set_num_threads``), whatever
+  ``OPENBLAS_NUM_THREADS`` says; parallelism comes from worker processes and
+  from training many models per pass, never from BLAS threads. Where no OpenBLAS
+  is found (MKL, Accelerate) it does nothing: set ``OMP_NUM_THREADS=1`` /
+  ``MKL_NUM_THREADS=1`` yourself for identical bits there.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -51,3 +59,61 @@ def keep_freed_memory(threshold_bytes=256 * 1024 * 1024):
     ok_trim = mallopt(_M_TRIM_THRESHOLD, int(threshold_bytes) * 2)
     return bool(ok_mmap and ok_trim)
 
+
+
+_OPENBLAS_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                     ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                     ("openblas_set_num_threads", "openblas_get_num_threads"))
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas_controls():
+    """(set, get) function pairs of every OpenBLAS library loaded in this process."""
+    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
+    import scipy.linalg  # noqa: F401  (loads SciPy's, which may be another copy)
+
+    paths = set()
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split()[-1] if line.strip() else ""
+                if "openblas" in os.path.basename(path).lower() and os.path.isfile(path):
+                    paths.add(path)
+    except OSError:                                             # not Linux: nothing to pin
+        return ()
+    controls = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _OPENBLAS_SYMBOLS:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+                controls.append((setter, getter))
+                break
+    return tuple(controls)
+
+
+@contextlib.contextmanager
+def single_blas_thread():
+    """Run the enclosed code with every loaded OpenBLAS on one thread; restore the counts after.
+
+    Results then depend on the inputs only, never on ``OPENBLAS_NUM_THREADS`` or the machine's load.
+    """
+    controls = _openblas_controls()
+    before = [getter() for _, getter in controls]
+    for setter, _ in controls:
+        setter(1)
+    try:
+        yield
+    finally:
+        for (setter, _), count in zip(controls, before):
+            setter(count)
+
+
+def blas_thread_counts():
+    """The thread count of every loaded OpenBLAS (for tests and the benchmarks)."""
+    return [getter() for _, getter in _openblas_controls()]

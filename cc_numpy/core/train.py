@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import data, loss, mlp, optim, residual
-from .runtime import keep_freed_memory
+from .runtime import keep_freed_memory, single_blas_thread
 from .storage import load_npz, save_npz
 from .validate import check_array, check_choice, check_dtype, check_float, check_int, check_probability
 
@@ -161,6 +161,7 @@ def train_step(model, params, batch, sigma, learn_sigma, gram=None):
     return batch_loss, grads
 
 
+@single_blas_thread()
 def train(config, M=None, init_params=None, progress=None, progress_every=200,
           checkpoint_path=None, checkpoint_every=1000):
     """Train one model.
