@@ -11,10 +11,11 @@ import pytest
 # reproduce is imported at collection on purpose (noqa: unused): its stream default binds now, see
 # test_experiment_commands_report_progress_on_the_current_stderr.
 from cc_numpy.core import evaluate
-from cc_numpy import experiments, reproduce
+from cc_numpy import reproduce  # noqa: F401
+from cc_numpy.experiments import EXPERIMENTS, Results, command_name
 from cc_numpy.pipeline import jobs
+from cc_numpy.pipeline.scale import TEST, make_scale, seeds
 from cc_numpy.analyses import small_p  # noqa: F401
-from cc_numpy.__main__ import EXPERIMENT_COMMANDS
 from cc_numpy.core.data import mixing_matrix, random_streams
 from cc_numpy.core.runs import load_run
 from cc_numpy.core.storage import load_json, load_npz
@@ -31,21 +32,19 @@ def assert_png(path):
 
 # ---------------------------------------------------------------- reproduce and the per-figure commands
 
-def test_reproduce_only_baselines_as_a_subprocess(tmp_path):
+def test_reproduce_only_naive_offset_as_a_subprocess(tmp_path):
     out = tmp_path / "base"
-    done = subprocess.run([sys.executable, "-m", "cc_numpy", "reproduce", "--only", "baselines", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "cc_numpy", "reproduce", "--only", "naive-offset", "--out", str(out)],
                           capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert "reproduce (paper scale): 1 experiments, 0 trainings" in done.stderr
+    assert "1 experiments, 0 trainings" in done.stderr
     assert os.listdir(out / "cache") == []                     # nothing was trained
-    assert_png(out / "figures" / "baselines.png")
-    assert os.listdir(out / "figures") == ["baselines.png"] and os.listdir(out / "numbers") == ["baselines.json"]
-    numbers = load_json(out / "numbers" / "baselines.json")
-    assert len(numbers["p"]) == experiments.PAPER_SCALE["eval_points"]
-    assert [check["p"] for check in numbers["checks"]] == [0.01, 0.1, 1.0]
+    assert_png(out / "figures" / "naive_offset.png")
+    assert os.listdir(out / "figures") == ["naive_offset.png"] and os.listdir(out / "numbers") == ["naive_offset.json"]
     report = (out / "REPORT.md").read_text(encoding="utf-8")
-    assert "Scale: **paper**" in report and "optimal offset b at p = 1" in report
+    assert "Scale: **paper**" in report
+    assert all(row["statement"].replace("|", "\\|") in report for row in EXPERIMENTS["naive_offset"].CLAIMS)
 
 
 def test_sigma_sweep_command_at_the_test_scale(tmp_path, capsys):
@@ -54,29 +53,22 @@ def test_sigma_sweep_command_at_the_test_scale(tmp_path, capsys):
     assert code == 0, err
     assert_png(out / "figures" / "sigma_sweep.png")
     assert os.listdir(out / "figures") == ["sigma_sweep.png"] and os.listdir(out / "numbers") == ["sigma_sweep.json"]
-    scale = experiments.TEST_SCALE
-    sweep_jobs = experiments.sigma_sweep_jobs(scale)
+    module = EXPERIMENTS["sigma_sweep"]
+    sweep_jobs = module.jobs(TEST, seeds(TEST))
     assert sorted(os.listdir(out / "cache")) == sorted(jobs.job_key(job) + ".npz" for job in sweep_jobs)
     numbers = load_json(out / "numbers" / "sigma_sweep.json")
-    assert numbers["sigma"] == experiments.sigma_grid(scale)
 
     def never(*args):
         raise AssertionError("the cached sweep was trained again")
 
     cached = jobs.run_jobs(sweep_jobs, cache=jobs.JobCache(out / "cache"), progress=never)
-    expected = experiments.sigma_sweep_numbers(cached, scale)
+    expected = module.numbers(Results({jobs.job_key(j): r for j, r in zip(sweep_jobs, cached)}), TEST, seeds(TEST))
     assert json.dumps(numbers, sort_keys=True) == json.dumps(expected, sort_keys=True)
-    assert "σ sweep, symmetric: minimum L/p" in (out / "REPORT.md").read_text(encoding="utf-8")
+    assert module.CLAIMS[1]["statement"] in (out / "REPORT.md").read_text(encoding="utf-8")
 
 
 def test_experiment_commands_report_progress_on_the_current_stderr(tmp_path, capsys):
-    """The progress lines must go to sys.stderr as it is when the command runs (here: pytest's capsys).
-
-    Fails today: reproduce.reproduce(..., stream=sys.stderr) and Progress(..., stream=sys.stderr) bind
-    the default when cc_numpy.reproduce is imported (imported at the top of this file), so the messages go
-    to a stale stream: lost under contextlib.redirect_stderr, and "I/O operation on closed file" (exit 2)
-    once that stream is closed, e.g. when the module was first imported inside another test's capsys.
-    """
+    """The progress lines go to sys.stderr as it is when the command runs (here: pytest's capsys)."""
     code, _, err = run_cli(["sigma-sweep", "--scale", "test", "--steps", "2", "--sigma-points", "2",
                             "--out", str(tmp_path / "sweep"), "--workers", "1"], capsys)
     assert code == 0, err
@@ -85,18 +77,20 @@ def test_experiment_commands_report_progress_on_the_current_stderr(tmp_path, cap
 
 def test_a_per_figure_command_applies_the_scale_flags(tmp_path, capsys):
     out = tmp_path / "sweep"
-    code, _, err = run_cli(["sigma-sweep", "--scale", "test", "--steps", "3", "--sigma-points", "2",
-                            "--out", str(out), "--workers", "1", "--seed", "2"], capsys)
+    code, _, err = run_cli(["sigma-sweep", "--scale", "test", "--steps", "3", "--sigma-points", "2", "--seeds", "2",
+                            "--out", str(out), "--workers", "1", "--first-seed", "2"], capsys)
     assert code == 0, err
-    scale = experiments.make_scale("test", steps=3, sigma_points=2)
-    expected = experiments.sigma_sweep_jobs(scale, seed=2)
+    scale = make_scale("test", steps=3, sigma_points=2, seeds=2)
+    expected = EXPERIMENTS["sigma_sweep"].jobs(scale, [2, 3])
     assert sorted(os.listdir(out / "cache")) == sorted(jobs.job_key(job) + ".npz" for job in expected)
     assert load_json(out / "numbers" / "sigma_sweep.json")["sigma"] == [0.0, scale["sigma_max"]]
-    assert "seed 2" in (out / "REPORT.md").read_text(encoding="utf-8")
+    assert "seeds 2, 3" in (out / "REPORT.md").read_text(encoding="utf-8")
 
 
-def test_every_experiment_has_a_command():
-    assert sorted(name for name, _ in EXPERIMENT_COMMANDS.values()) == sorted(experiments.EXPERIMENTS)
+def test_every_experiment_has_a_command_of_its_name(capsys):
+    for name in EXPERIMENTS:
+        code, out, _ = run_cli([command_name(name), "--help"], capsys)
+        assert code == 0 and "--seeds" in out
 
 
 # ---------------------------------------------------------------- snmf, then evaluate
@@ -158,13 +152,13 @@ def test_evaluate_works_on_an_snmf_run(snmf_run, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "--workers", "0"], "must be a whole number >= 1"),
     (["reproduce", "--only", "bogus"], "invalid choice"),
-    (["reproduce", "--only", "sigma-sweep"], "invalid choice"),
-    (["reproduce", "--seed", "-1"], "must be a whole number >= 0"),
+    (["reproduce", "--first-seed", "-1"], "must be a whole number >= 0"),
+    (["reproduce", "--seeds", "0"], "must be a whole number >= 1"),
     (["sigma-sweep", "--workers", "0"], "must be a whole number >= 1"),
     (["sigma-sweep", "--scale", "bogus"], "invalid choice"),
     (["sigma-sweep", "--steps", "0"], "must be a whole number >= 1"),
     (["sigma-sweep", "--target-stderr", "nan"], "must be a finite number"),
-    (["low-rank", "--workers", "two"], "is not a whole number"),
+    (["low-rank", "--workers", "two"], "--workers"),
     (["snmf", "--target", "bogus"], "invalid choice"),
     (["snmf", "--sigma", "inf"], "must be a finite number"),
     (["snmf", "--iterations", "0"], "must be a whole number >= 1"),
@@ -177,8 +171,8 @@ def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sigma-sweep", "--scale", "test", "--target-stderr", "0"], "--target-stderr must be > 0"),
-    (["snmf", "--n", "20", "--iterations", "5"], "d_mlp"),
+    (["sigma-sweep", "--scale", "test", "--target-stderr", "0"], "--target-stderr"),
+    (["snmf", "--n", "20", "--iterations", "5"], "d-mlp"),
 ])
 def test_bad_settings_exit_2_with_a_message(argv, message, tmp_path, capsys):
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
@@ -191,4 +185,4 @@ def test_experiment_help_lists_the_scale_flags(capsys):
     assert code == 0
     assert all(flag in out for flag in ("--scale", "--steps", "--sigma-points", "--workers", "--out", "--seed"))
     code, out, _ = run_cli(["reproduce", "--help"], capsys)
-    assert code == 0 and "--only" in out and "--quick" in out and "baselines" in out
+    assert code == 0 and all(flag in out for flag in ("--only", "--quick", "--seeds", "--first-seed"))

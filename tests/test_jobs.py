@@ -91,9 +91,32 @@ def test_job_key_changes_with_the_evaluation_and_the_parent():
 def test_make_job_fills_the_evaluation_defaults():
     job = jobs.make_job(TINY, eval_ps=0.05)
     assert job["init_from"] is None
-    assert job["eval"] == dict(jobs.EVAL_DEFAULTS, ps=[0.05])
-    assert list(job["config"]) == sorted(TINY)
+    assert job["eval"] == dict(jobs.EVAL_DEFAULTS, ps=[0.05], target_stderr=None)    # None: a fixed sample count
     assert jobs.make_job(TINY)["eval"] is None
+
+
+def test_the_job_holds_the_fully_resolved_config():
+    job = jobs.make_job(TINY)
+    assert job["config"] == json.loads(json.dumps(train.make_config(**TINY)))
+    assert set(job["config"]) >= set(train.DEFAULT_CONFIG)
+
+
+def test_changing_a_default_changes_the_key_and_forces_a_recomputation(tmp_path, monkeypatch):
+    cache = jobs.JobCache(tmp_path / "cache")
+    before = tiny_job()
+    cache.put(before, fake_result(0))
+    assert cache.get(tiny_job()) is not None                     # same defaults: served from the cache
+    monkeypatch.setitem(train.DEFAULT_CONFIG, "lr", 2e-3)
+    after = tiny_job()                                           # the same overrides, another default lr
+    assert after["config"]["lr"] == 2e-3 and jobs.job_key(after) != jobs.job_key(before)
+    assert cache.get(after) is None                              # not served: it will be recomputed
+
+
+def test_a_new_numerics_version_changes_every_key(monkeypatch):
+    job = tiny_job()
+    key = jobs.job_key(job)
+    monkeypatch.setattr(jobs, "NUMERICS_VERSION", jobs.NUMERICS_VERSION + 1)
+    assert jobs.job_key(job) != key
 
 
 def test_numpy_integers_in_the_config_give_the_same_job():
@@ -283,11 +306,12 @@ np.savez(sys.argv[2], keys=np.array([jobs.job_key(job) for job in batch]), **arr
 """
 
 
-def test_parallel_workers_give_the_bits_of_a_serial_single_thread_run(tmp_path):
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_parallel_workers_give_the_bits_of_a_serial_run_with_any_blas_threads(tmp_path, threads):
     parent = tiny_job(seed=7)
     batch = [tiny_job(), parent, tiny_job(init_from=parent, task="clean"), tiny_job(model="residual", task="residual")]
     (tmp_path / "jobs.json").write_text(json.dumps(batch))
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
     serial = subprocess.Popen([sys.executable, "-c", SERIAL_SCRIPT, str(tmp_path / "jobs.json"),
                                str(tmp_path / "serial.npz")], env=env, stderr=subprocess.PIPE, text=True)
     recorder = Recorder()

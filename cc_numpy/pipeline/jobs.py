@@ -17,7 +17,9 @@ unreadable or foreign file is reported, deleted and recomputed, never trusted.
 :func:`run_jobs` runs a list of jobs, serially or in ``workers`` processes
 started with ``spawn`` (so each worker sets one BLAS thread before NumPy loads).
 Each job's numbers depend only on the job, so a parallel run gives the same bits
-as a serial one with one BLAS thread.
+as a serial one with one BLAS thread. Only the calling process writes the cache.
+Ctrl-C stops it at once: the workers ignore SIGINT and are terminated, and
+:class:`JobsInterrupted` says how many results are kept; a rerun resumes.
 """
 
 import hashlib
@@ -29,55 +31,55 @@ import numpy as np
 
 from ..core.storage import CorruptFileError, load_npz, save_npz
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # the layout of a cached result
+NUMERICS_VERSION = 2       # bump whenever a change to training or evaluation alters any result's bits
 EVAL_DEFAULTS = {"task": None, "target_stderr": 3e-4, "min_samples": 20_000, "max_samples": 4_000_000}
 
 
-_UNSET = object()
-
-
-def make_job(config, init_from=None, eval_ps=None, eval_task=None, target_stderr=_UNSET,
+def make_job(config, init_from=None, eval_ps=None, eval_task=None, target_stderr=None,
              min_samples=None, max_samples=None):
-    """A job dict. ``config`` holds make_config overrides; ``eval_ps`` the evaluation p's (or None).
+    """A job dict: the *fully resolved* config (every default filled in), its parent, its evaluation.
 
-    ``target_stderr=None`` evaluates a fixed ``min_samples``; left out, it is EVAL_DEFAULTS'.
+    ``config`` holds make_config overrides; ``eval_ps`` the evaluation p's (or None: no evaluation).
+    ``target_stderr=None`` evaluates a fixed ``min_samples``. Because the key hashes the resolved
+    config, changing a default changes the key of every job it touches.
     """
     from ..core.train import make_config
 
-    validated = make_config(**config)                           # validate early, with a clear message
-    config = {key: validated[key] for key in sorted(config)}    # plain int / float / str values
+    resolved = make_config(**config)
     evaluation = None
     if eval_ps is not None:
-        evaluation = dict(EVAL_DEFAULTS, ps=[float(p) for p in np.atleast_1d(eval_ps)])
+        evaluation = dict(EVAL_DEFAULTS, ps=[float(p) for p in np.atleast_1d(eval_ps)], target_stderr=target_stderr)
         for key, value in (("task", eval_task), ("min_samples", min_samples), ("max_samples", max_samples)):
             if value is not None:
                 evaluation[key] = value
-        if target_stderr is not _UNSET:
-            evaluation["target_stderr"] = target_stderr
-    return {"config": config, "init_from": init_from, "eval": evaluation}
+    return {"config": json.loads(json.dumps(resolved)), "init_from": init_from, "eval": evaluation}
 
 
 def job_key(job):
-    """A stable hexadecimal key for a job (its canonical JSON and the cache version)."""
-    text = json.dumps({"version": CACHE_VERSION, "job": job}, sort_keys=True, separators=(",", ":"))
+    """A stable hexadecimal key: the job's canonical JSON with the cache and numerics versions."""
+    text = json.dumps({"cache": CACHE_VERSION, "numerics": NUMERICS_VERSION, "job": job},
+                      sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def run_job(job, parent_result=None):
-    """Train (and evaluate) one job in this process.
+def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkpoint_every=1000):
+    """Train (and evaluate) one job in this process: the one way a run is trained and scored
+    (``python -m cc_numpy train`` and the job runner both call it).
 
     Parameters
     ----------
     job : from :func:`make_job`.
     parent_result : the result of ``job["init_from"]`` (computed here if None).
+    progress, checkpoint_path, checkpoint_every : passed to ``core.train.train``.
 
     Returns
     -------
     dict of arrays: ``W_in``, ``W_out`` (``W_E`` for the residual model), ``M`` (if mixed),
     ``sigma`` (0-d), ``history`` (steps,), ``seconds`` (0-d), and with an evaluation
-    ``eval_p``, ``eval_loss_over_p``, ``eval_stderr``, ``eval_n_samples``.
+    ``eval_p``, ``eval_loss_over_p``, ``eval_stderr``, ``eval_n_samples`` (evaluated with the
+    seed's named "eval" stream, so the same job always gets the same numbers).
     """
-    from ..core.evaluate import loss_over_p_curve
     from ..core.train import make_config, train
 
     config = make_config(**job["config"])
@@ -86,7 +88,16 @@ def run_job(job, parent_result=None):
         parent = parent_result if parent_result is not None else run_job(job["init_from"])
         init_params = {k: parent[k] for k in ("W_in", "W_out") if k in parent}
     start = time.perf_counter()
-    trained = train(config, init_params=init_params)
+    trained = train(config, init_params=init_params, progress=progress, checkpoint_path=checkpoint_path,
+                    checkpoint_every=checkpoint_every)
+    result = result_from_training(trained)
+    result.update(evaluate_job(job, result))
+    result["seconds"] = np.array(time.perf_counter() - start)
+    return result
+
+
+def result_from_training(trained):
+    """The arrays of a ``train()`` return value that a job result keeps."""
     result = {k: v for k, v in trained["params"].items() if k in ("W_E", "W_in", "W_out")}
     if trained["M"] is not None:
         result["M"] = trained["M"]
@@ -94,18 +105,25 @@ def run_job(job, parent_result=None):
     result["history"] = trained["history"]
     if trained["sigma_history"] is not None:
         result["sigma_history"] = trained["sigma_history"]
-    evaluation = job["eval"]
-    if evaluation is not None:
-        params = {k: np.asarray(result[k], dtype=np.float64) for k in ("W_E", "W_in", "W_out") if k in result}
-        task = evaluation["task"] or config["task"]
-        M = trained["M"] if task == "mixed" else None
-        curve = loss_over_p_curve(params, evaluation["ps"], np.random.default_rng([config["seed"], 99]),
-                                  task=task, M=M, sigma=trained["sigma"],
-                                  n_samples=evaluation["min_samples"], target_stderr=evaluation["target_stderr"],
-                                  max_samples=evaluation["max_samples"])
-        result.update({f"eval_{k}": v for k, v in curve.items()})
-    result["seconds"] = np.array(time.perf_counter() - start)
     return result
+
+
+def evaluate_job(job, result):
+    """``eval_*`` arrays for a trained result (empty dict when the job has no evaluation)."""
+    from ..core.data import random_streams
+    from ..core.evaluate import loss_over_p_curve
+
+    evaluation, config = job["eval"], job["config"]
+    if evaluation is None:
+        return {}
+    params = {k: np.asarray(result[k], dtype=np.float64) for k in ("W_E", "W_in", "W_out") if k in result}
+    task = evaluation["task"] or config["task"]
+    M = result.get("M") if task == "mixed" else None
+    curve = loss_over_p_curve(params, evaluation["ps"], random_streams(config["seed"])["eval"],
+                              task=task, M=M, sigma=float(result["sigma"]),
+                              n_samples=evaluation["min_samples"], target_stderr=evaluation["target_stderr"],
+                              max_samples=evaluation["max_samples"])
+    return {f"eval_{k}": v for k, v in curve.items()}
 
 
 class JobCache:
@@ -130,6 +148,7 @@ class JobCache:
             arrays = load_npz(path, required=("W_in", "W_out", "sigma", "history", "job_json"))
             if json.loads(str(arrays.pop("job_json"))) != json.loads(json.dumps(job)):
                 raise CorruptFileError(f"{path} holds another job's result")
+            _check_result(arrays, job, path)
         except (CorruptFileError, ValueError) as error:
             if self.report is not None:
                 self.report(f"cache: {error}; recomputing")
@@ -141,10 +160,68 @@ class JobCache:
         save_npz(self.path(job), dict(result, job_json=json.dumps(job, sort_keys=True)))
 
 
-def _worker_init():
+def _check_result(arrays, job, path):
+    """Raise CorruptFileError unless a cached result has the shapes of ``job`` and finite real values."""
+    from ..core.storage import stored_array
+    from ..core.train import make_config
+
+    config = make_config(**job["config"])
+    n, d, d_mlp = config["n"], config["d"], config["d_mlp"]
+    width = d if config["model"] == "residual" else n
+    shapes = {"W_E": (d, n), "W_in": (d_mlp, width), "W_out": (width, d_mlp), "M": (n, n), "sigma": (),
+              "history": (config["steps"],), "sigma_history": (config["steps"],), "seconds": ()}
+    if job["eval"] is not None:
+        shapes.update({f"eval_{k}": (len(job["eval"]["ps"]),) for k in ("p", "loss_over_p", "stderr", "n_samples")})
+    for key in arrays:
+        stored_array(arrays, key, path, shape=shapes.get(key), finite=key != "eval_stderr")
+
+
+class JobsInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_jobs`; ``kept`` says which results are safe (e.g. '3 of 8 trainings are in the cache')."""
+
+    def __init__(self, kept):
+        super().__init__(kept)
+        self.kept = kept
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, shown as the cause of the re-raised error."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+def _worker(tasks, outputs):
+    """A worker process: run ``(index, job, parent)`` tasks until a None arrives.
+
+    Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
+    """
+    import pickle
+    import signal
+    import traceback
+
     from ..core.runtime import keep_freed_memory
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory()
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        index, job, parent = task
+        try:
+            outputs.put((index, "ok", run_job(job, parent)))
+        except BaseException as error:                          # noqa: BLE001  (sent to the parent, re-raised there)
+            text = traceback.format_exc()
+            try:
+                pickle.dumps(error)
+            except Exception:                                   # noqa: BLE001
+                error = RuntimeError(f"{type(error).__name__}: {error}")
+            outputs.put((index, "error", (error, text)))
 
 
 def _flatten(jobs):
@@ -198,43 +275,107 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
         if progress is not None:
             progress(done, total, job, float(result["seconds"]))
 
-    if workers == 1 or len(pending) <= 1:
-        for job in pending:
-            parent = results.get(job_key(job["init_from"])) if job["init_from"] is not None else None
-            finish(job, run_job(job, parent))
-    else:
-        _run_parallel(pending, results, workers, finish)
+    try:
+        if workers == 1 or len(pending) <= 1:
+            for job in pending:
+                parent = results.get(job_key(job["init_from"])) if job["init_from"] is not None else None
+                finish(job, run_job(job, parent))
+        else:
+            _run_parallel(pending, results, workers, finish)
+    except KeyboardInterrupt:
+        kept = (f"{len(ordered) - total + done} of {len(ordered)} trainings are in the cache" if cache is not None
+                else f"{done} of {total} trainings finished, none kept (no cache)")
+        raise JobsInterrupted(kept) from None
     return [results[job_key(job)] for job in jobs]
 
 
 def _run_parallel(pending, results, workers, finish):
-    """Run jobs in ``workers`` spawned processes with one BLAS thread each; parents before children."""
+    """Run jobs in ``workers`` spawned processes with one BLAS thread each; parents before children.
+
+    The workers start with SIGINT blocked and ignore it; on any exit other than success (an
+    error, Ctrl-C) the parent terminates them, so an interrupt never waits for a running job
+    and never leaves a process behind. Only the parent writes files (``finish``).
+    """
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import queue
 
     from ..core.runtime import single_thread_blas_env
 
+    context = multiprocessing.get_context("spawn")
+    tasks, outputs = context.Queue(), context.Queue()
+    processes = [context.Process(target=_worker, args=(tasks, outputs), daemon=True) for _ in range(workers)]
     saved = dict(os.environ)
     single_thread_blas_env(1, os.environ)                       # inherited by the spawned workers
     try:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-            waiting = list(pending)
-            running = {}
-            while waiting or running:
-                for job in list(waiting):
-                    parent_key = job_key(job["init_from"]) if job["init_from"] is not None else None
-                    if parent_key is None or parent_key in results:
-                        if len(running) >= workers:
-                            break
-                        waiting.remove(job)
-                        parent = results.get(parent_key) if parent_key else None
-                        running[pool.submit(run_job, job, parent)] = job
-                if not running:
-                    raise RuntimeError("no job can start: a parent job is missing from the pending list")
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    finish(running.pop(future), future.result())
+        with _sigint_blocked():                                 # a Ctrl-C now is delivered just after
+            for process in processes:
+                process.start()
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    try:
+        waiting, running = list(pending), {}
+        while waiting or running:
+            for job in list(waiting):
+                if len(running) >= workers:
+                    break
+                parent_key = job_key(job["init_from"]) if job["init_from"] is not None else None
+                if parent_key is None or parent_key in results:
+                    waiting.remove(job)
+                    running[job_key(job)] = job
+                    tasks.put((job_key(job), job, results.get(parent_key) if parent_key else None))
+            if not running:
+                raise RuntimeError("no job can start: a parent job is missing from the pending list")
+            try:
+                index, status, payload = outputs.get(timeout=0.2)
+            except queue.Empty:
+                dead = [process.exitcode for process in processes if not process.is_alive()]
+                if dead:
+                    raise RuntimeError(f"a worker process died (exit code {dead[0]}), e.g. killed for lack of "
+                                       "memory; finished trainings are in the cache") from None
+                continue
+            job = running.pop(index)
+            if status == "error":
+                error, text = payload
+                raise error from _RemoteTraceback(text)
+            finish(job, payload)
+        for _ in processes:
+            tasks.put(None)
+        for process in processes:
+            process.join(timeout=10)
+    finally:
+        _stop(processes, tasks, outputs)
+
+
+def _stop(processes, tasks, outputs):
+    """Terminate (then kill) every worker still alive and release the queues without waiting on them."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for channel in (tasks, outputs):
+        channel.cancel_join_thread()
+        channel.close()
+
+
+class _sigint_blocked:
+    """Block SIGINT in this thread for the block (where the platform allows); a pending one arrives after."""
+
+    def __enter__(self):
+        import signal
+
+        self.saved = None
+        if hasattr(signal, "pthread_sigmask"):
+            self.saved = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc_info):
+        import signal
+
+        if self.saved is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.saved)
+        return False
