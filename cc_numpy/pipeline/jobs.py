@@ -195,8 +195,78 @@ class _RemoteTraceback(Exception):
         return self.text
 
 
+MAX_GROUP = 48              # models trained in one pass: enough to share the batch work, small enough to balance
+
+
+def _parent_key(job):
+    return None if job["init_from"] is None else job_key(job["init_from"])
+
+
+def _group_key(job):
+    """Jobs with equal keys can be trained in one pass (``fast.batched``: same batch stream and schedule)."""
+    from ..fast.batched import SHARED_KEYS
+
+    config = job["config"]
+    if config["engine"] != "fast":
+        return ("alone", job_key(job))
+    return tuple(config[key] for key in SHARED_KEYS)
+
+
+def _cost(group):
+    config = group[0]["config"]
+    return len(group) * config["steps"] * (1.0 + 4.0 * (1.0 - (1.0 - config["p"]) ** config["n"]))
+
+
+def plan_groups(ready, workers):
+    """Split jobs into groups that share a batch stream, at most MAX_GROUP each, largest first.
+
+    With several workers a large group is split so that each worker gets a share; a model's
+    result is the same bits whatever group it is trained in (``fast.batched``), so the plan
+    never changes a number.
+    """
+    by_key = {}
+    for job in ready:
+        by_key.setdefault(_group_key(job), []).append(job)
+    groups = []
+    for members in by_key.values():
+        parts = -(-len(members) // MAX_GROUP)                   # ceil: no group above MAX_GROUP
+        size = -(-len(members) // parts)
+        groups += [members[i:i + size] for i in range(0, len(members), size)]
+    groups.sort(key=_cost, reverse=True)
+    while groups and len(groups) < workers and len(groups[0]) > 1:      # idle workers: halve the largest group
+        largest = groups.pop(0)
+        half = len(largest) // 2
+        groups = sorted(groups + [largest[:half], largest[half:]], key=_cost, reverse=True)
+    return groups
+
+
+def run_group(group, parents):
+    """Results of jobs that share one batch stream, trained together in one pass, each then evaluated.
+
+    ``parents`` holds each job's parent result (None for a job without ``init_from``).
+    """
+    from ..core.train import make_config
+    from ..fast.batched import train_batched
+
+    if len(group) == 1:
+        return [run_job(group[0], parents[0])]
+    start = time.perf_counter()
+    inits = [None if parent is None else {k: parent[k] for k in ("W_in", "W_out") if k in parent}
+             for parent in parents]
+    trained = train_batched([make_config(**job["config"]) for job in group], init_params_list=inits)
+    results = []
+    for job, one in zip(group, trained):
+        result = result_from_training(one)
+        result.update(evaluate_job(job, result))
+        results.append(result)
+    share = (time.perf_counter() - start) / len(group)
+    for result in results:
+        result["seconds"] = np.array(share)
+    return results
+
+
 def _worker(tasks, outputs):
-    """A worker process: run ``(index, job, parent)`` tasks until a None arrives.
+    """A worker process: run ``(index, group, parents)`` tasks (:func:`run_group`) until a None arrives.
 
     Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
     """
@@ -212,9 +282,9 @@ def _worker(tasks, outputs):
         task = tasks.get()
         if task is None:
             return
-        index, job, parent = task
+        index, group, parents = task
         try:
-            outputs.put((index, "ok", run_job(job, parent)))
+            outputs.put((index, "ok", run_group(group, parents)))
         except BaseException as error:                          # noqa: BLE001  (sent to the parent, re-raised there)
             text = traceback.format_exc()
             try:
@@ -277,9 +347,13 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
 
     try:
         if workers == 1 or len(pending) <= 1:
-            for job in pending:
-                parent = results.get(job_key(job["init_from"])) if job["init_from"] is not None else None
-                finish(job, run_job(job, parent))
+            waiting = list(pending)
+            while waiting:
+                ready = [job for job in waiting if _parent_key(job) is None or _parent_key(job) in results]
+                for group in plan_groups(ready, workers=1):
+                    for job, result in zip(group, run_group(group, [results.get(_parent_key(j)) for j in group])):
+                        finish(job, result)
+                waiting = [job for job in waiting if job_key(job) not in results]
         else:
             _run_parallel(pending, results, workers, finish)
     except KeyboardInterrupt:
@@ -314,16 +388,17 @@ def _run_parallel(pending, results, workers, finish):
         os.environ.clear()
         os.environ.update(saved)
     try:
-        waiting, running = list(pending), {}
-        while waiting or running:
-            for job in list(waiting):
-                if len(running) >= workers:
-                    break
-                parent_key = job_key(job["init_from"]) if job["init_from"] is not None else None
-                if parent_key is None or parent_key in results:
-                    waiting.remove(job)
-                    running[job_key(job)] = job
-                    tasks.put((job_key(job), job, results.get(parent_key) if parent_key else None))
+        waiting, running, queued = list(pending), {}, []
+        while waiting or running or queued:
+            if not queued:                                      # plan the groups whose parents are done
+                ready = [job for job in waiting if _parent_key(job) is None or _parent_key(job) in results]
+                queued = plan_groups(ready, workers) if ready else []
+                waiting = [job for job in waiting if job not in ready]
+            while queued and len(running) < workers:
+                group = queued.pop(0)
+                index = job_key(group[0])
+                running[index] = group
+                tasks.put((index, group, [results.get(_parent_key(job)) for job in group]))
             if not running:
                 raise RuntimeError("no job can start: a parent job is missing from the pending list")
             try:
@@ -334,11 +409,12 @@ def _run_parallel(pending, results, workers, finish):
                     raise RuntimeError(f"a worker process died (exit code {dead[0]}), e.g. killed for lack of "
                                        "memory; finished trainings are in the cache") from None
                 continue
-            job = running.pop(index)
+            group = running.pop(index)
             if status == "error":
                 error, text = payload
                 raise error from _RemoteTraceback(text)
-            finish(job, payload)
+            for job, result in zip(group, payload):
+                finish(job, result)
         for _ in processes:
             tasks.put(None)
         for process in processes:
