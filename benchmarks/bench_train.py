@@ -3,10 +3,12 @@
     python benchmarks/bench_train.py            # the paper's settings: 10k steps, batch 2048, p = 0.01
     python benchmarks/bench_train.py --steps 2000
 
-For each model it runs the real command line (``python -m cc_numpy train``, float32) in a
-subprocess and reports its wall time, then divides the FLOPs of the step's matrix products
-(expected counts at this p) per second of training by the FLOPs per second of one large
-float32 product measured in the same run. Ratios, not timed tests: numbers depend on the machine.
+For each model it runs the real command line (``python -m cc_numpy train``, float32, the default
+``engine='fast'``) in a subprocess and reports its wall time, then divides the FLOPs of the plain
+loop's matrix products (expected counts at this p: the work the fast engine avoids, kept as a
+fixed yardstick) per second of training by the FLOPs per second of one large float32 product
+measured in the same run. Ratios, not timed tests: numbers depend on the machine.
+``benchmarks/bench_fast.py`` compares the engines and batched sweeps side by side.
 """
 
 import argparse

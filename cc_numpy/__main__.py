@@ -1,12 +1,31 @@
 """The command line: ``python -m cc_numpy COMMAND [flags]`` (``--help`` on each command).
 
 It only parses flags, builds configs and calls library functions. Bad input
-prints ``error: …`` on stderr and exits with status 2, without a traceback.
+prints one line ``error: …`` on stderr and exits with status 2, without a
+traceback; everything is checked (flags that would be ignored, sizes that
+cannot fit in memory, output folders that cannot be written) before any long
+work starts. One Ctrl-C stops any command within moments, workers included,
+prints one line saying what was kept and exits with status 130.
 """
 
 import argparse
 import os
+import re
+import signal
 import sys
+import threading
+
+_pending_interrupt = False
+
+
+def _note_interrupt(signum, frame):
+    """SIGINT while modules load or flags are parsed: noted, acted on once main() is ready (no half-import)."""
+    global _pending_interrupt
+    _pending_interrupt = True
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _note_interrupt)
 
 from .core.runtime import keep_freed_memory
 
@@ -15,26 +34,59 @@ keep_freed_memory()             # freed (B, n) temporaries stay in the heap (see
 from .core.storage import CorruptFileError  # noqa: E402
 from .core.train import NonFiniteLossError  # noqa: E402
 
-USER_ERRORS = (ValueError, TypeError, OSError, CorruptFileError, NonFiniteLossError)
+# TypeError is not here: the command line passes values of the right type, so one is a bug (traceback).
+USER_ERRORS = (ValueError, OSError, CorruptFileError, NonFiniteLossError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag gives the same single ``error:`` line (and status 2) as every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with ``kept``: what was saved and how to resume."""
+
+    def __init__(self, kept):
+        super().__init__(kept)
+        self.kept = kept
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _float_in(low, low_open, description):
+    """An argparse type: a finite float >= ``low`` (> ``low`` if ``low_open``)."""
+    def parse(text):
+        value = _number(text)
+        if value != value or value in (float("inf"), float("-inf")) or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be {description}, got {text}")
+        return value
+    return parse
 
 
 def _probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; p must be in (0, 1]") from None
+    value = _number(text)
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"p must be in (0, 1], got {text}")
     return value
 
 
 def _whole_number_at_least(minimum):
-    """An argparse type: a whole number >= ``minimum``."""
+    """An argparse type: a whole number >= ``minimum`` (``1e4`` is accepted as 10000)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            number = _number(text) if text.strip().lower() not in ("nan", "inf", "-inf", "infinity") else None
+            if number is None or not number.is_integer() or abs(number) > 2 ** 53:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            value = int(number)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
         return value
@@ -43,27 +95,98 @@ def _whole_number_at_least(minimum):
 
 _positive_int = _whole_number_at_least(1)
 _non_negative_int = _whole_number_at_least(0)
+_finite_float = _float_in(float("-inf"), False, "a finite number")
+_positive_float = _float_in(0.0, True, "a finite number > 0")
+_non_negative_float = _float_in(0.0, False, "a finite number >= 0")
 
-
-def _finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
+_progress_line_open = False                     # a progress line without its newline is on stderr
 
 
 def _print_progress(step, steps, running_loss_over_p, steps_per_second):
+    global _progress_line_open
     end = "\n" if step == steps else ""
     print(f"\r  step {step:>7d}/{steps}  running L/p {running_loss_over_p:.4f}  "
           f"{steps_per_second:7.0f} steps/s", end=end, file=sys.stderr, flush=True)
+    _progress_line_open = not end
+
+
+def _estimate(parts, what):
+    """Refuse (naming the costliest flag) when the estimated bytes do not fit in memory."""
+    from .core.validate import check_memory
+
+    check_memory(parts, what)
+
+
+TRAIN_FLAGS = {"p": "--p", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
+               "weight_decay": "--weight-decay", "sigma": "--sigma", "sigma_init": "--sigma-init", "n": "--n",
+               "d": "--d", "d_mlp": "--d-mlp", "rank": "--rank", "seed": "--seed", "embedding": "--embedding"}
+EVALUATE_FLAGS = {"p": "--p", "n_samples": "--samples", "target_stderr": "--target-stderr", "max_samples": "--max-samples"}
+SNMF_FLAGS = {"rank": "--rank", "d_mlp": "--d-mlp", "sigma": "--sigma", "max_iter": "--iterations", "n": "--n"}
+
+
+def _check_train_flags(args):
+    """Refuse flags that this combination would silently ignore; fill in the defaults of the others."""
+    from .core.train import DEFAULT_CONFIG as D
+
+    task = args.task or ("residual" if args.model == "residual" else D["task"])
+    given = {flag: value is not None for flag, value in (("--mixing", args.mixing), ("--sigma", args.sigma),
+                                                           ("--rank", args.rank), ("--sigma-init", args.sigma_init))}
+    if task != "mixed":
+        ignored = [flag for flag in ("--mixing", "--sigma", "--rank", "--sigma-init") if given[flag]]
+        if args.learn_sigma:
+            ignored.append("--learn-sigma")
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to --task mixed "
+                             f"(the {task} task has no mixing matrix); drop {'it' if len(ignored) == 1 else 'them'} "
+                             "or add --task mixed")
+    if args.learn_sigma and given["--sigma"]:
+        raise ValueError("--sigma is not used with --learn-sigma (σ is trained from --sigma-init); drop one of them")
+    if not args.learn_sigma and given["--sigma-init"]:
+        raise ValueError("--sigma-init only applies with --learn-sigma; use --sigma for a fixed σ")
+    mixing = args.mixing or D["mixing"]
+    if given["--rank"] and not mixing.startswith("lowrank"):
+        raise ValueError(f"--rank only applies to --mixing lowrank or lowrank_orthonormal; the {mixing} M has "
+                         "full rank")
+    if args.eval_samples == 1:
+        raise ValueError("--eval-samples must be 0 (no evaluation) or at least 2: no standard error from one sample")
+    if args.checkpoint_every and args.checkpoint_every >= args.steps:
+        raise ValueError(f"--checkpoint-every {args.checkpoint_every} is not below --steps {args.steps}, so no "
+                         "checkpoint would ever be written; lower it or leave it at 0")
+    for key in ("mixing", "sigma", "sigma_init"):
+        if getattr(args, key) is None:
+            setattr(args, key, D[key])
+
+
+def _train_memory(config, eval_samples):
+    """Estimated bytes of a training (and its evaluation), by the flag that drives each part."""
+    n, d, d_mlp, batch = config["n"], config["d"], config["d_mlp"], config["batch_size"]
+    residual = config["model"] == "residual"
+    width = d if residual else n
+    chunk = min(eval_samples, 65_536)
+    parts = {"--steps": 8 * 3 * config["steps"],                       # loss (and σ) history, checkpoints
+             "--batch-size": 8 * 6 * batch * n,
+             "--d-mlp": 8 * 3 * (batch + chunk) * d_mlp + 8 * 6 * 2 * width * d_mlp,   # hidden units, AdamW
+             "--n": 8 * 3 * n * n + 8 * 6 * chunk * n,                  # M (or the Gram matrix), evaluation
+             "--d": 8 * 3 * (d * n + (batch + chunk) * d if residual else
+                             d * n if config["mixing"].startswith("embedding") else 0)}   # W_E, the residual stream
+    return parts
+
+
+def _checkpoint_note(checkpoint, steps):
+    if checkpoint and os.path.exists(checkpoint):
+        from .core.storage import load_npz
+
+        try:
+            step = int(load_npz(checkpoint, required=("step",))["step"])
+        except (ValueError, OSError):
+            return "the checkpoint could not be read back; nothing else was written"
+        return f"{checkpoint} holds step {step} of {steps}; rerun the same command to resume from it"
+    return "nothing was written (--checkpoint-every N keeps progress to resume from)"
 
 
 def add_train_parser(commands):
-    from .core.data import MIXING_KINDS, TASKS
-    from .core.train import DEFAULT_CONFIG as D
+    from .core.data import EMBEDDINGS, MIXING_KINDS, TASKS
+    from .core.train import DEFAULT_CONFIG as D, ENGINES
 
     parser = commands.add_parser(
         "train", help="train one model and write weights.npz, metrics.json, history.npz",
@@ -75,76 +198,102 @@ def add_train_parser(commands):
     parser.add_argument("--task", choices=TASKS, default=None,
                         help="labels: residual y = x + ReLU(x), clean y = ReLU(x), mixed y = ReLU(x) + σ M x "
                              "(default: residual for --model residual, else mixed)")
-    parser.add_argument("--mixing", choices=MIXING_KINDS, default=D["mixing"],
-                        help="kind of the unscaled M for the mixed task (default: %(default)s)")
+    parser.add_argument("--mixing", choices=MIXING_KINDS, default=None,
+                        help=f"kind of the unscaled M for the mixed task (default: {D['mixing']})")
     parser.add_argument("--rank", type=_positive_int, default=None, help="rank of a low-rank M (default: n)")
-    parser.add_argument("--sigma", type=_finite_float, default=D["sigma"],
-                        help="mixing scale σ of the mixed task (default: %(default)s)")
+    parser.add_argument("--sigma", type=_finite_float, default=None,
+                        help=f"fixed mixing scale σ of the mixed task (default: {D['sigma']})")
     parser.add_argument("--learn-sigma", action="store_true",
                         help="train σ with the weights (starts at --sigma-init; the labels use |σ|)")
-    parser.add_argument("--sigma-init", type=_finite_float, default=D["sigma_init"],
-                        help="starting σ when learned (default: %(default)s)")
+    parser.add_argument("--sigma-init", type=_finite_float, default=None,
+                        help=f"starting σ with --learn-sigma (default: {D['sigma_init']})")
     parser.add_argument("--p", type=_probability, default=D["p"],
                         help="probability that a feature is active, in (0, 1] (default: %(default)s)")
     parser.add_argument("--steps", type=_positive_int, default=D["steps"], help="training steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=D["batch_size"],
                         help="samples per step (default: %(default)s)")
-    parser.add_argument("--lr", type=_finite_float, default=D["lr"], help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=_finite_float, default=D["weight_decay"],
+    parser.add_argument("--lr", type=_positive_float, default=D["lr"], help="peak learning rate (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=D["weight_decay"],
                         help="AdamW weight decay λ (default: %(default)s)")
     parser.add_argument("--seed", type=_non_negative_int, default=D["seed"],
                         help="seed of the matrix, data and initialisation streams (default: %(default)s)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"],
                         help="training precision (default: %(default)s)")
+    parser.add_argument("--engine", choices=ENGINES, default=D["engine"],
+                        help="'plain': the dense teaching loop; 'fast': the batched trainer of cc_numpy/fast "
+                             "(default: %(default)s)")
+    parser.add_argument("--embedding", choices=EMBEDDINGS, default=D["embedding"],
+                        help="W_E of the residual model (and of the embedding mixing kinds): 'gaussian' (unit-norm "
+                             "random columns, the CC model) or 'orthonormal' (W_EᵀW_E = I, so M = 0; needs d >= n) "
+                             "(default: %(default)s)")
     parser.add_argument("--n", type=_positive_int, default=D["n"], help="features (default: %(default)s)")
     parser.add_argument("--d", type=_positive_int, default=D["d"], help="residual width (default: %(default)s)")
     parser.add_argument("--d-mlp", type=_positive_int, default=D["d_mlp"], help="neurons (default: %(default)s)")
     parser.add_argument("--out", default="runs/train", help="output directory (default: %(default)s)")
     parser.add_argument("--eval-samples", type=_non_negative_int, default=200_000,
-                        help="samples for the final L/p at the training p; 0 skips it (default: %(default)s)")
+                        help="samples (0 or >= 2) for the final L/p at the training p; 0 skips it "
+                             "(default: %(default)s)")
     parser.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
                         help="write out/checkpoint.npz every this many steps and resume from it (0: never)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, flags=TRAIN_FLAGS)
 
 
 def run_train(args):
     import numpy as np
 
-    from .core.evaluate import loss_over_p
+    from .core.evaluate import MIN_EXPECTED_ACTIVE
     from .core.runs import save_run
-    from .core.train import make_config, train
+    from .core.storage import check_writable
+    from .core.train import make_config
+    from .core.validate import check_enough_active
+    from .pipeline.jobs import make_job, run_job
 
+    _check_train_flags(args)
     overrides = dict(model=args.model, mixing=args.mixing, rank=args.rank, sigma=args.sigma,
                      learn_sigma=args.learn_sigma, sigma_init=args.sigma_init, p=args.p, steps=args.steps,
                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
-                     dtype=args.dtype, n=args.n, d=args.d, d_mlp=args.d_mlp)
+                     dtype=args.dtype, n=args.n, d=args.d, d_mlp=args.d_mlp, engine=args.engine,
+                     embedding=args.embedding)
     if args.task is not None:
         overrides["task"] = args.task
     config = make_config(**overrides)
-    os.makedirs(args.out, exist_ok=True)                        # fail before training, not after
+    if args.eval_samples:                                       # the final evaluation must be possible too
+        check_enough_active(config["p"], args.eval_samples * config["n"], "--p",
+                            f"--eval-samples {args.eval_samples} (use more, or 0 to skip the evaluation) "
+                            f"samples of --n {config['n']} features", minimum=MIN_EXPECTED_ACTIVE)
+    _estimate(_train_memory(config, args.eval_samples), "this training")
+    check_writable(args.out)                                    # fail before training, not after
     checkpoint = os.path.join(args.out, "checkpoint.npz") if args.checkpoint_every else None
     if not args.quiet:
         print(f"training {config['model']} on the {config['task']} task, p = {config['p']}, "
               f"{config['steps']} steps", file=sys.stderr)
-    result = train(config, progress=None if args.quiet else _print_progress, checkpoint_path=checkpoint,
-                   checkpoint_every=max(args.checkpoint_every, 1))
-    metrics = {"config": result["config"], "seconds": result["seconds"],
-               "steps_per_second": result["steps_per_second"], "sigma": result["sigma"],
+    job = make_job(config, eval_ps=[config["p"]] if args.eval_samples else None,
+                   min_samples=args.eval_samples or None, max_samples=args.eval_samples or None)
+    try:
+        result = run_job(job, progress=None if args.quiet else _print_progress, checkpoint_path=checkpoint,
+                         checkpoint_every=max(args.checkpoint_every, 1))    # the job runner's own function
+    except KeyboardInterrupt:
+        raise _Interrupted(_checkpoint_note(checkpoint, config["steps"])) from None
+    if not all(np.all(np.isfinite(result[k])) for k in ("W_E", "W_in", "W_out", "sigma") if k in result):
+        from .core.train import _divergence_hint
+
+        raise NonFiniteLossError("training diverged in its last steps: the trained weights are not finite; "
+                                 + _divergence_hint(config, False))
+    sigma = float(result["sigma"])
+    metrics = {"config": job["config"], "seconds": float(result["seconds"]), "sigma": sigma,
                "final_loss_over_p_running": float(np.mean(result["history"][-100:]) / config["p"])}
     if args.eval_samples:
-        params64 = {k: v.astype(np.float64) for k, v in result["params"].items() if k != "sigma"}
-        evaluation = loss_over_p(params64, config["p"], np.random.default_rng([config["seed"], 1]),
-                                 task=config["task"], M=result["M"], sigma=result["sigma"],
-                                 n_samples=args.eval_samples)
+        evaluation = {"p": float(result["eval_p"][0]), "loss_over_p": float(result["eval_loss_over_p"][0]),
+                      "stderr": float(result["eval_stderr"][0]), "n_samples": int(result["eval_n_samples"][0])}
         metrics["evaluation"] = evaluation
         print(f"L/p at p = {config['p']}: {evaluation['loss_over_p']:.5f} ± {evaluation['stderr']:.5f} "
               f"({evaluation['n_samples']} samples); naive 1/12 = {1 / 12:.5f}")
-    save_run(args.out, result["params"], result["M"], result["sigma"], metrics,
-             result["history"], result["sigma_history"])
+    params = {k: result[k] for k in ("W_E", "W_in", "W_out") if k in result}
+    save_run(args.out, params, result.get("M"), sigma, metrics, result["history"], result.get("sigma_history"))
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
-    print(f"wrote {args.out}/weights.npz, metrics.json, history.npz ({result['seconds']:.1f} s of training)")
+    print(f"wrote {args.out}/weights.npz, metrics.json, history.npz ({float(result['seconds']):.1f} s)")
 
 
 def add_evaluate_parser(commands):
@@ -155,112 +304,153 @@ def add_evaluate_parser(commands):
     parser.add_argument("run", help="a run directory (or its weights.npz)")
     parser.add_argument("--p", type=_probability, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
                         help="evaluation probabilities in (0, 1] (default: %(default)s)")
-    parser.add_argument("--samples", type=_positive_int, default=200_000,
-                        help="samples per p (the minimum with --target-stderr) (default: %(default)s)")
-    parser.add_argument("--target-stderr", type=_finite_float, default=None,
-                        help="keep sampling until the standard error of L/p is at most this")
+    parser.add_argument("--samples", type=_whole_number_at_least(2), default=200_000,
+                        help="samples per p, at least 2 (the minimum with --target-stderr) (default: %(default)s)")
+    parser.add_argument("--target-stderr", type=_positive_float, default=None,
+                        help="keep sampling until the standard error of L/p is at most this (a warning says "
+                             "when --max-samples is reached first)")
+    parser.add_argument("--max-samples", type=_whole_number_at_least(2), default=20_000_000,
+                        help="the cap on samples per p with --target-stderr (default: %(default)s)")
     parser.add_argument("--seed", type=_non_negative_int, default=1, help="evaluation seed (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
-    parser.set_defaults(func=run_evaluate)
+    parser.set_defaults(func=run_evaluate, flags=EVALUATE_FLAGS)
 
 
 def run_evaluate(args):
     import numpy as np
 
-    from .core.evaluate import loss_over_p_curve
+    from .core.evaluate import MIN_EXPECTED_ACTIVE, loss_over_p
     from .core.runs import load_run
-    from .core.storage import save_json
+    from .core.storage import check_writable_file, save_json
+    from .core.validate import check_enough_active
 
     params, M, sigma, metrics = load_run(args.run)
-    task = metrics.get("config", {}).get("task", "mixed" if M is not None else "clean")
-    if args.target_stderr is not None and args.target_stderr <= 0:
-        raise ValueError(f"--target-stderr must be > 0, got {args.target_stderr}")
-    curve = loss_over_p_curve(params, args.p, np.random.default_rng(args.seed), task=task, M=M, sigma=sigma,
-                              n_samples=args.samples, target_stderr=args.target_stderr)
-    print(f"{'p':>10s} {'L/p':>10s} {'stderr':>10s} {'samples':>10s}   (task {task}, naive 1/12 = {1 / 12:.5f})")
-    for p, value, err, count in zip(curve["p"], curve["loss_over_p"], curve["stderr"], curve["n_samples"]):
-        print(f"{p:10.4g} {value:10.5f} {err:10.5f} {count:10d}")
+    task = metrics["config"]["task"]
+    n = params["W_E"].shape[1] if "W_E" in params else params["W_in"].shape[1]
+    cap = args.max_samples
+    budget = max(args.samples, cap) if args.target_stderr is not None else args.samples
+    for p in args.p:                                            # refuse every p before evaluating any
+        check_enough_active(p, budget * n, "--p", f"{budget} samples (--samples) of the run's {n} features",
+                            minimum=MIN_EXPECTED_ACTIVE)
+    chunk = min(budget, 65_536)
+    width = params["W_E"].shape[0] if "W_E" in params else 0
+    _estimate({"--samples": 8 * 6 * chunk * (n + width), "the run's size": 8 * 3 * (n * n + width * n)},
+              "this evaluation")
     if args.out:
-        save_json(args.out, {"run": args.run, "task": task, **{k: v.tolist() for k, v in curve.items()}})
+        check_writable_file(args.out)
+    rng = np.random.default_rng(args.seed)
+    rows = [loss_over_p(params, p, rng, task=task, M=M, sigma=sigma, n_samples=args.samples,
+                        target_stderr=args.target_stderr, max_samples=cap) for p in args.p]
+    for row in rows:
+        if not np.isfinite(row["loss_over_p"]):
+            raise ValueError(f"L/p at p = {row['p']:g} is {row['loss_over_p']}: the weights in {args.run} are "
+                             "too large for float64 (the outputs overflow)")
+    print(f"{'p':>10s} {'L/p':>10s} {'stderr':>10s} {'samples':>10s}   (task {task}, naive 1/12 = {1 / 12:.5f})")
+    for row in rows:
+        print(f"{row['p']:10.4g} {row['loss_over_p']:10.5f} {row['stderr']:10.5f} {row['n_samples']:10d}")
+    for row in rows:
+        if row["n_active"] < 2:
+            print(f"warning: at p = {row['p']:g} fewer than two samples held an active feature, so there is no "
+                  "standard error; use more --samples or a larger --p", file=sys.stderr)
+        elif row["target_met"] is False:
+            print(f"warning: at p = {row['p']:g} the standard error reached {row['stderr']:.3g}, above "
+                  f"--target-stderr {args.target_stderr:g}, when --max-samples {cap} was reached",
+                  file=sys.stderr)
+    if args.out:
+        columns = {key: [row[key] for row in rows]
+                   for key in ("p", "loss_over_p", "stderr", "n_samples", "n_active", "target_met")}
+        save_json(args.out, {"run": args.run, "task": task, "target_stderr": args.target_stderr, **columns})
 
 
-EXPERIMENT_COMMANDS = {
-    "seeds": ("seeds", "the residual CC model and the clean-task MLP at the paper's settings, three seeds"),
-    "mixing-types": ("mixing_types", "L/p over evaluation p for models trained on clean, embedding-like, "
-                                     "asymmetric and symmetric M (and the residual CC model)"),
-    "sigma-sweep": ("sigma_sweep", "L/p at p = 0.01 against σ for symmetric and asymmetric M"),
-    "finetune": ("finetune", "train with asymmetric M, then fine-tune with M = 0: the loss trace"),
-    "sparsity-regimes": ("sparsity_regimes", "models trained at p from 0.001 to 1, each evaluated across p, "
-                                             "and their input-output behaviour"),
-    "baselines": ("baselines", "naive and naive + offset, analytic and Monte Carlo, and the optimal offset"),
-    "eigen": ("eigen", "eigen-analysis of a model trained 20k steps on asymmetric σ = 0.03"),
-    "small-p": ("small_p", "exact p -> 0 loss against Monte Carlo, and the noise-free small-p optimum"),
-    "snmf-sweep": ("snmf", "SNMF baselines (both targets) against trained models, L/p against σ"),
-    "low-rank": ("low_rank", "learned σ with low-rank M = U Vᵀ of ranks 10 to 100"),
-}
-
-
-def _add_scale_flags(parser):
-    parser.add_argument("--scale", choices=("paper", "quick", "test"), default="paper",
-                        help="preset scale (default: %(default)s, the paper's)")
+def _add_scale_flags(parser, default_scale="paper"):
+    parser.add_argument("--scale", choices=("paper", "quick", "test"), default=default_scale,
+                        help="preset scale (default: %(default)s)")
+    parser.add_argument("--seeds", type=_positive_int, default=None,
+                        help="training seeds per model (default: the scale's: 3 at paper scale, 1 quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, help="training steps per model")
     parser.add_argument("--eval-points", type=_positive_int, default=None, help="number of evaluation p's")
     parser.add_argument("--sigma-points", type=_positive_int, default=None, help="number of σ values")
-    parser.add_argument("--target-stderr", type=_finite_float, default=None,
+    parser.add_argument("--target-stderr", type=_positive_float, default=None,
                         help="standard error of L/p each evaluation samples down to")
     parser.add_argument("--workers", type=_positive_int, default=2,
                         help="parallel training processes, one BLAS thread each (default: %(default)s)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every training (default: 0)")
+    parser.add_argument("--first-seed", type=_non_negative_int, default=0,
+                        help="the seeds are FIRST_SEED, FIRST_SEED + 1, … (default: 0)")
+
+
+_SCALE_FLAGS = ("seeds", "steps", "eval_points", "sigma_points", "target_stderr")
 
 
 def _scale_from(args):
-    from .experiments import make_scale
+    from .pipeline.scale import make_scale
 
-    overrides = {key: value for key, value in (("steps", args.steps), ("eval_points", args.eval_points),
-                                               ("sigma_points", args.sigma_points),
-                                               ("target_stderr", args.target_stderr)) if value is not None}
+    overrides = {key: getattr(args, key) for key in _SCALE_FLAGS if getattr(args, key) is not None}
     if "target_stderr" in overrides and overrides["target_stderr"] <= 0:
         raise ValueError(f"--target-stderr must be > 0, got {overrides['target_stderr']}")
-    return make_scale(args.scale, **overrides)
+    name = args.scale + (" (with overrides)" if overrides else "")
+    return make_scale(args.scale, **overrides), name
 
 
 def add_experiment_parsers(commands):
-    for command, (name, text) in EXPERIMENT_COMMANDS.items():
-        parser = commands.add_parser(command, help=text, description=text + ". Writes NAME.png, NAME.json "
-                                     "(every plotted number) and a cache of trained models into --out.")
+    """One command per experiment module (cc_numpy/experiments/NAME.py), named NAME with hyphens."""
+    from .experiments import EXPERIMENTS, command_name
+
+    for name, module in EXPERIMENTS.items():
+        parser = commands.add_parser(command_name(name), help=module.HELP,
+                                     description=module.HELP + f". Writes figures/{name}.png, numbers/{name}.json "
+                                     "(every plotted number), REPORT.md and a cache of trained models into --out.")
         parser.add_argument("--out", default=f"runs/{name}", help="output directory (default: %(default)s)")
         _add_scale_flags(parser)
         parser.set_defaults(func=run_experiment_command, experiment=name)
 
 
+def _check_pipeline_out(args):
+    """Before any training: the output folders can be written and the workers fit in memory."""
+    from .core.storage import check_writable
+
+    for folder in ("", "cache", "numbers", "figures"):
+        check_writable(os.path.join(args.out, folder))
+    _estimate({"--workers": 300_000_000 * args.workers}, f"{args.workers} worker processes")
+
+
 def run_experiment_command(args):
     from .reproduce import reproduce
 
-    changed = any(getattr(args, key) is not None for key in ("steps", "eval_points", "sigma_points", "target_stderr"))
-    reproduce(args.out, scale=_scale_from(args), only=args.experiment, workers=args.workers, seed=args.seed,
-              scale_name=args.scale + (" (with overrides)" if changed else ""))
+    _check_pipeline_out(args)
+    scale, scale_name = _scale_from(args)
+    reproduce(args.out, scale=scale, only=args.experiment, workers=args.workers, first_seed=args.first_seed,
+              scale_name=scale_name)
 
 
 def add_reproduce_parser(commands):
+    from .experiments import EXPERIMENTS, command_name
+
+    names = [command_name(name) for name in EXPERIMENTS]
     parser = commands.add_parser(
         "reproduce", help="every experiment, every figure and REPORT.md (claims beside our numbers)",
         description="Reproduce the paper: trains every model (cached, in parallel), writes figures/, numbers/ "
                     "and REPORT.md into --out. Interrupt and rerun at will: finished trainings are kept.")
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="reduced scale: every figure's story in minutes")
-    parser.add_argument("--only", choices=[name for name, _ in EXPERIMENT_COMMANDS.values()], default=None,
-                        help="run one experiment")
-    parser.add_argument("--workers", type=_positive_int, default=2,
-                        help="parallel training processes, one BLAS thread each (default: %(default)s)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every training (default: 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced scale, one seed: every figure's story in about a minute (same as --scale quick)")
+    parser.add_argument("--only", action="append", choices=names + [n.replace("-", "_") for n in names if "-" in n],
+                        default=None, metavar="EXPERIMENT",
+                        help=f"run only this experiment (repeatable): {', '.join(names)}")
+    _add_scale_flags(parser)
     parser.set_defaults(func=run_reproduce)
 
 
 def run_reproduce(args):
     from .reproduce import reproduce
 
-    reproduce(args.out, scale="quick" if args.quick else "paper", only=args.only, workers=args.workers,
-              seed=args.seed)
+    if args.quick:
+        if args.scale not in ("paper", "quick"):
+            raise ValueError("--quick and --scale disagree: give one of them")
+        args.scale = "quick"
+    _check_pipeline_out(args)
+    scale, scale_name = _scale_from(args)
+    reproduce(args.out, scale=scale, only=args.only, workers=args.workers, first_seed=args.first_seed,
+              scale_name=scale_name)
 
 
 def add_snmf_parser(commands):
@@ -281,7 +471,7 @@ def add_snmf_parser(commands):
     parser.add_argument("--seed", type=_non_negative_int, default=0,
                         help="seed: M is drawn as in a training run with this seed (default: 0)")
     parser.add_argument("--out", default="runs/snmf", help="output directory (default: %(default)s)")
-    parser.set_defaults(func=run_snmf)
+    parser.set_defaults(func=run_snmf, flags=SNMF_FLAGS)
 
 
 def run_snmf(args):
@@ -292,6 +482,16 @@ def run_snmf(args):
     from .core.runs import save_run
     from .analyses.small_p import small_p_loss
 
+    from .core.storage import check_writable
+
+    if args.rank is not None and not args.mixing.startswith("lowrank"):
+        raise ValueError(f"--rank only applies to --mixing lowrank or lowrank_orthonormal; the {args.mixing} M "
+                         "has full rank")
+    if args.d_mlp > args.n:
+        raise ValueError(f"--d-mlp must be at most --n = {args.n} (the factor rank), got {args.d_mlp}")
+    _estimate({"--n": 8 * 10 * args.n ** 2, "--d-mlp": 8 * 8 * args.n * args.d_mlp,
+               "--iterations": 40 * args.iterations}, "this factorisation")
+    check_writable(args.out)
     M = mixing_matrix(args.mixing, args.n, random_streams(args.seed)["matrix"], rank=args.rank)
     built = snmf_baseline(M, args.sigma, np.random.default_rng([args.seed, 17]), d_mlp=args.d_mlp,
                           target=args.target, max_iter=args.iterations)
@@ -311,7 +511,7 @@ COMMANDS = [add_train_parser, add_evaluate_parser, add_reproduce_parser, add_exp
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m cc_numpy",
         description="cc_numpy: the Compressed Computation toy model and its mixing-matrix explanation, in NumPy.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -320,18 +520,58 @@ def build_parser():
     return parser
 
 
+def _message(error, flags):
+    """One line for a user error: OSError without its errno prefix, config keys named as the flags."""
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    for key, flag in (flags or {}).items():
+        text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?= (must|=|in \[|applies|is))", flag, text)
+    return " ".join(text.split())                               # one line
+
+
+def _first_interrupt(signum, frame):
+    """SIGINT: stop the command; a second Ctrl-C while it cleans up changes nothing (no second traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    global _progress_line_open, _pending_interrupt
+    import numpy as np
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _note_interrupt) if in_main_thread else None
+    args = None
     try:
-        args.func(args)
-    except USER_ERRORS as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished files are complete, unfinished ones were not written", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+        if in_main_thread:
+            signal.signal(signal.SIGINT, _first_interrupt)
+        if _pending_interrupt:
+            raise KeyboardInterrupt
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # non-finite results are checked
+            args.func(args)
+    except KeyboardInterrupt as interrupt:
+        kept = getattr(interrupt, "kept", None)
+        if kept is None:
+            kept = "files already written are complete, nothing was half-written"
+        if not isinstance(interrupt, _Interrupted):             # e.g. jobs.JobsInterrupted: '3 of 8 trainings …'
+            kept += "; rerun the same command to resume"
+        print(("\n" if _progress_line_open else "") + f"interrupted: {kept}", file=sys.stderr)
         return 130
+    except USER_ERRORS as error:
+        print(("\n" if _progress_line_open else "") + f"error: {_message(error, getattr(args, 'flags', None))}",
+              file=sys.stderr)
+        return 2
+    finally:
+        _progress_line_open = _pending_interrupt = False
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)               # a late Ctrl-C must not kill the exit itself
+    sys.exit(status)

@@ -14,7 +14,9 @@ def run_cli(argv, capsys):
 
 
 def assert_user_error(code, err, message):
-    """Exit status 2, an 'error:' line naming ``message``, and no traceback."""
-    assert code == 2
-    assert "error:" in err and message in err, err
+    """Exit status 2, exactly one line, starting with 'error:' and naming ``message``, and no traceback."""
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err

@@ -175,7 +175,7 @@ def test_symmetric_M_gives_the_same_result_for_both_targets():
 
 
 def test_snmf_sweep_reuses_one_start():
-    n, d_mlp, sigmas = 12, 5, [0.0, 0.05, 0.1]
+    n, d_mlp, sigmas = 12, 5, np.array([0.0, 0.05, 0.1])
     M = _asymmetric(n, 11)
     sweep = snmf_sweep(M, sigmas, _rngs(12, 1)[0], d_mlp=d_mlp, target="ours", max_iter=200)
     assert np.array_equal(sweep["sigma"], sigmas)
@@ -187,33 +187,32 @@ def test_snmf_sweep_reuses_one_start():
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: offset_loss_over_p(0.01, 0.0), ValueError, r"p must be in \(0, 1\]"),
-    (lambda: offset_loss_over_p(0.01, 1.5), ValueError, r"p must be in \(0, 1\]"),
-    (lambda: optimal_offset(-0.1), ValueError, r"p must be in \(0, 1\]"),
-    (lambda: offset_loss_over_p(np.nan, 0.1), ValueError, "b must be finite"),
-    (lambda: offset_params(np.inf), ValueError, "b must be finite"),
-    (lambda: offset_params("0.1"), TypeError, "b must be a real number"),
-    (lambda: offset_loss_over_p(0.01, 0.1, n=10, d_mlp=10), ValueError, "d_mlp must be < n"),
-    (lambda: naive_params(10, 11), ValueError, "d_mlp must be <= n"),
-    (lambda: naive_params(10, 0), ValueError, "d_mlp must be an integer >= 1"),
-    (lambda: naive_loss_over_p(10, 5, None, 0.1), ValueError, "M is None"),
-    (lambda: naive_loss_over_p(10, 5, np.zeros((9, 9)), 0.1), ValueError, r"shape \(n, n\)"),
-    (lambda: snmf_target(np.zeros((3, 4)), 0.1), ValueError, "square"),
-    (lambda: snmf_target(np.eye(3), 0.1, target="transpose"), ValueError, "allowed: ours, authors"),
-    (lambda: snmf_target(np.eye(3), np.inf), ValueError, "sigma must be finite"),
-    (lambda: snmf_baseline(np.eye(4), 0.1, 0, d_mlp=2), TypeError, "numpy.random.Generator"),
-    (lambda: snmf_baseline(np.eye(4), 0.1, np.random.default_rng(0), d_mlp=5), ValueError,
-     "d_mlp must be <= n"),
-    (lambda: snmf_baseline(np.eye(4), 0.1, np.random.default_rng(0), d_mlp=2, max_iter=0),
-     ValueError, "max_iter"),
-    (lambda: snmf_baseline([[1.0]], 0.1, np.random.default_rng(0), d_mlp=1), TypeError,
-     "numpy array"),
-    (lambda: snmf_sweep(np.eye(4), [], np.random.default_rng(0), d_mlp=2), ValueError,
-     "non-empty 1-D"),
-    (lambda: snmf_sweep(np.eye(4), [0.1, np.nan], np.random.default_rng(0), d_mlp=2), ValueError,
-     "finite"),
+@pytest.mark.parametrize("call, error, name", [
+    (lambda: offset_loss_over_p(0.01, 0.0), ValueError, "p"),
+    (lambda: offset_loss_over_p(0.01, 1.5), ValueError, "p"),
+    (lambda: optimal_offset(-0.1), ValueError, "p"),
+    (lambda: offset_loss_over_p(np.nan, 0.1), ValueError, "b"),
+    (lambda: offset_params(np.inf), ValueError, "b"),
+    (lambda: offset_params("0.1"), TypeError, "b"),
+    (lambda: offset_loss_over_p(0.01, 0.1, n=10, d_mlp=10), ValueError, "d_mlp"),
+    (lambda: naive_params(10, 11), ValueError, "d_mlp"),
+    (lambda: naive_params(10, 0), ValueError, "d_mlp"),
+    (lambda: naive_loss_over_p(10, 5, None, 0.1), ValueError, "M"),
+    (lambda: naive_loss_over_p(10, 5, np.zeros((9, 9)), 0.1), ValueError, "M"),
+    (lambda: snmf_target(np.zeros((3, 4)), 0.1), ValueError, "M"),
+    (lambda: snmf_target(np.eye(3), 0.1, target="transpose"), ValueError, "target"),
+    (lambda: snmf_target(np.eye(3), np.inf), ValueError, "sigma"),
+    (lambda: snmf_baseline(np.eye(4), 0.1, 0, d_mlp=2), TypeError, "rng"),
+    (lambda: snmf_baseline(np.eye(4), 0.1, np.random.default_rng(0), d_mlp=5), ValueError, "d_mlp"),
+    (lambda: snmf_baseline(np.eye(4), 0.1, np.random.default_rng(0), d_mlp=2, max_iter=0), ValueError, "max_iter"),
+    (lambda: snmf_baseline(np.eye(4), 1e200, np.random.default_rng(0), d_mlp=2), ValueError, "sigma"),
+    (lambda: snmf_baseline([[1.0]], 0.1, np.random.default_rng(0), d_mlp=1), TypeError, "M"),
+    (lambda: snmf_sweep(np.eye(4), np.array([]), np.random.default_rng(0), d_mlp=2), ValueError, "sigmas"),
+    (lambda: snmf_sweep(np.eye(4), np.array([0.1, np.nan]), np.random.default_rng(0), d_mlp=2), ValueError,
+     "sigmas"),
+    (lambda: snmf_sweep(np.eye(4), [0.1], np.random.default_rng(0), d_mlp=2), TypeError, "sigmas"),
 ])
-def test_bad_input_raises_clearly(call, error, message):
-    with pytest.raises(error, match=message):
+def test_bad_input_raises_an_error_naming_the_argument(call, error, name):
+    with pytest.raises(error) as caught:
         call()
+    assert name in str(caught.value)

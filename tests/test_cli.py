@@ -148,7 +148,7 @@ def test_evaluate_a_missing_run_is_a_user_error(tmp_path, capsys):
 def test_evaluate_a_corrupt_weights_file_is_a_user_error(trained_run, capsys):
     (trained_run / "weights.npz").write_bytes(b"garbage, not an npz")
     code, _, err = run_cli(["evaluate", str(trained_run), "--samples", "10"], capsys)
-    assert_user_error(code, err, "not a readable .npz")
+    assert_user_error(code, err, "weights.npz")
 
 
 def test_evaluate_a_truncated_weights_file_as_a_subprocess(trained_run):
@@ -157,52 +157,65 @@ def test_evaluate_a_truncated_weights_file_as_a_subprocess(trained_run):
     done = subprocess.run([sys.executable, "-m", "cc_numpy", "evaluate", str(trained_run), "--samples", "10"],
                           capture_output=True, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"),
                           timeout=120)
-    assert_user_error(done.returncode, done.stderr, "not a readable .npz")
+    assert_user_error(done.returncode, done.stderr, "weights.npz")
 
 
 def test_evaluate_a_non_positive_target_stderr_is_a_user_error(trained_run, capsys):
     code, _, err = run_cli(["evaluate", str(trained_run), "--target-stderr", "0"], capsys)
-    assert_user_error(code, err, "--target-stderr must be > 0")
+    assert_user_error(code, err, "--target-stderr")
 
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--p", "0"], "p must be in (0, 1]"),
-    (["train", "--p", "2"], "p must be in (0, 1]"),
-    (["train", "--p", "nan"], "p must be in (0, 1]"),
-    (["train", "--p", "abc"], "is not a number"),
-    (["train", "--steps", "0"], "must be a whole number >= 1"),
-    (["train", "--batch-size", "-4"], "must be a whole number >= 1"),
-    (["train", "--n", "2.5"], "is not a whole number"),
-    (["train", "--seed", "-1"], "must be a whole number >= 0"),
-    (["train", "--sigma", "inf"], "must be a finite number"),
-    (["train", "--model", "transformer"], "invalid choice"),
-    (["train", "--mixing", "gaussian"], "invalid choice"),
-    (["train", "--task", "relu"], "invalid choice"),
-    (["train", "--learning-rate", "0.1"], "unrecognized arguments"),
-    (["evaluate", "somewhere", "--p", "0"], "p must be in (0, 1]"),
-    (["evaluate", "somewhere", "--p", "1.5"], "p must be in (0, 1]"),
-    (["evaluate", "somewhere", "--samples", "0"], "must be a whole number >= 1"),
-    (["evaluate"], "the following arguments are required: run"),
-    ([], "the following arguments are required: COMMAND"),
-    (["fit"], "invalid choice"),
+@pytest.mark.parametrize("argv, name", [
+    (["train", "--p", "0"], "--p"),
+    (["train", "--p", "2"], "--p"),
+    (["train", "--p", "nan"], "--p"),
+    (["train", "--p", "abc"], "--p"),
+    (["train", "--steps", "0"], "--steps"),
+    (["train", "--steps", "1.5"], "--steps"),
+    (["train", "--batch-size", "-4"], "--batch-size"),
+    (["train", "--n", "2.5"], "--n"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--sigma", "inf"], "--sigma"),
+    (["train", "--lr", "0"], "--lr"),
+    (["train", "--weight-decay", "-0.5"], "--weight-decay"),
+    (["train", "--model", "transformer"], "--model"),
+    (["train", "--mixing", "gaussian"], "--mixing"),
+    (["train", "--task", "relu"], "--task"),
+    (["train", "--learning-rate", "0.1"], "--learning-rate"),
+    (["evaluate", "somewhere", "--p", "0"], "--p"),
+    (["evaluate", "somewhere", "--p", "1.5"], "--p"),
+    (["evaluate", "somewhere", "--samples", "1"], "--samples"),      # no standard error from one sample
+    (["evaluate", "somewhere", "--target-stderr", "0"], "--target-stderr"),
+    (["evaluate"], "run"),
+    ([], "COMMAND"),
+    (["fit"], "fit"),
 ])
-def test_bad_flags_exit_2_with_a_message(argv, message, capsys):
+def test_bad_flags_exit_2_with_one_error_line_naming_the_flag(argv, name, capsys):
     code, _, err = run_cli(argv, capsys)
-    assert_user_error(code, err, message)
+    assert_user_error(code, err, name)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--lr", "0"], "lr must be in"),
-    (["--weight-decay", "-0.5"], "weight_decay must be in"),
-    (["--mixing", "lowrank", "--rank", "20"], "rank must be between 1 and n = 8"),
-    (["--learn-sigma", "--task", "clean"], "learn_sigma needs task='mixed'"),
-    (["--lr", "1e6"], "the loss became"),
+@pytest.mark.parametrize("extra, name", [
+    (["--mixing", "lowrank", "--rank", "20"], "--rank"),            # rank > n
+    (["--rank", "3"], "--rank"),                                     # ignored by a full-rank M
+    (["--learn-sigma", "--task", "clean"], "--learn-sigma"),
+    (["--sigma", "0.1", "--task", "clean"], "--sigma"),              # ignored by the clean task
+    (["--sigma", "0.1", "--learn-sigma"], "--sigma"),                # ignored when σ is learned
+    (["--sigma-init", "0.1"], "--sigma-init"),                       # ignored unless σ is learned
+    (["--mixing", "symmetric", "--model", "residual"], "--mixing"),  # the residual task has no M
+    (["--p", "1e-300"], "--p"),                                      # a batch would hold no active feature
+    (["--steps", "1e15"], "--steps"),                                # cannot fit in memory
+    (["--batch-size", "1e12"], "--batch-size"),
+    (["--n", "1000000"], "--n"),
+    (["--model", "residual", "--d", "1000000000"], "--d"),
+    (["--checkpoint-every", "50"], "--checkpoint-every"),            # never below --steps 20: never written
+    (["--lr", "1e6"], "diverged"),
 ])
-def test_bad_training_settings_exit_2_with_a_message(tmp_path, extra, message, capsys):
+def test_bad_training_settings_exit_2_before_any_work(tmp_path, extra, name, capsys):
     code, _, err = run_cli(["train", *TINY, "--eval-samples", "0", "--out", str(tmp_path / "r"), *extra], capsys)
-    assert_user_error(code, err, message)
+    assert_user_error(code, err, name)
     assert not (tmp_path / "r" / "weights.npz").exists()
 
 

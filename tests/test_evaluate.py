@@ -136,7 +136,7 @@ def test_bad_p_is_refused(naive_params, p):
 
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(task="relu"), ValueError, "unknown task 'relu'"),
-    (dict(n_samples=0), ValueError, "n_samples must be an integer >= 1"),
+    (dict(n_samples=0), ValueError, "n_samples must be an integer >= 2"),
     (dict(target_stderr=0.0), ValueError, "target_stderr must be in"),
     (dict(target_stderr=-1e-3), ValueError, "target_stderr must be in"),
     (dict(chunk_size=0), ValueError, "chunk_size must be an integer >= 1"),

@@ -9,6 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from cc_numpy.core import data, gradcheck, loss, mlp, residual, train
+from cc_numpy.fast.batch import SharedBatch
+from cc_numpy.fast.batched import ModelStack
 
 KINK = 1e-3
 TOLERANCE = 1e-7
@@ -141,48 +143,43 @@ def test_residual_gradients_every_entry_of_a_small_model():
             assert error < TOLERANCE, f"{forward.__name__} {key}: relative error {error:.2e}"
 
 
-# ---------------------------------------------------------------- a sparse batch: the mean over all B rows
+# ---------------------------------------------------------------- the fast engine: statistics, zero rows dropped
 
-@pytest.mark.parametrize("model", ["mlp", "residual"])
-def test_sparse_batch_gradient_is_the_mean_over_the_full_batch(model):
-    rng = np.random.default_rng(5)
-    B, n, p = 40, 5, 0.12
+@pytest.mark.parametrize("p", [0.08, 0.3])                     # a sparse and a dense batch (data.DENSE_FROM_P)
+@pytest.mark.parametrize("model, task", [("mlp", "mixed"), ("mlp", "residual"), ("residual", "residual"),
+                                         ("residual", "mixed")])
+def test_fast_engine_gradients_every_tensor(model, task, p):
+    """The fast engine's loss is the plain mean over all B samples, and its gradients (learned σ
+    included) match centred differences of that loss."""
+    learn = task == "mixed"
+    for seed in range(200):
+        config = train.make_config(model=model, task=task, n=6, d=12, d_mlp=3, p=p, batch_size=40, seed=seed,
+                                   dtype="float64", learn_sigma=learn, sigma_init=-0.3)
+        stack = ModelStack([config], [None], [None])
+        raw = data.sample_batch(40, 6, p, stack.data_rng, np.float64)
+        x_kept = raw["x"].toarray() if sp.issparse(raw["x"]) else raw["x"]
+        W_in = stack.params["W_in"][0] @ stack.params["W_E"][0] if model == "residual" else stack.params["W_in"][0]
+        if np.min(np.abs(x_kept @ W_in.T)) >= KINK:
+            break
+    else:
+        raise AssertionError("could not draw a point away from the ReLU kinks")
+    batch = SharedBatch(raw, np.float64)
+    assert batch.rows < 40                                 # the all-zero rows were dropped
 
-    def make(r):
-        params = (residual_point(r, n=n)[0] if model == "residual"
-                  else mlp_point(r, n=n)[0])
-        return params, data.sample_sparse_batch(B, n, p, r)
+    def f():
+        return float(stack.loss_and_grads(batch, slice(0, 1))[0][0])
 
-    def pre_activations(point):
-        params, batch = point
-        x = batch["x"].toarray()
-        if model == "residual":
-            return residual_pre_activations((params, x))
-        return mlp_pre_activations((params, x))
-
-    params, batch = draw_away_from_kinks(make, pre_activations, rng)
-    kept = batch["x"].shape[0]
-    assert 0 < kept < B                                          # some all-zero rows were dropped
-    x_full = data.batch_to_dense(batch)                          # (B, n), zero rows back in
-    task = "residual" if model == "residual" else "clean"
-    forward_full = residual.forward_literal if model == "residual" else mlp.forward
-    module = residual if model == "residual" else mlp
-    y_full = data.make_labels(x_full, task)
-
-    def f():                                                     # the plain mean over all B samples
-        return loss.mse_loss(forward_full(params, x_full)[0], y_full)[0]
-
-    y_hat, cache = module.forward(params, batch["x"])            # only the kept rows
-    batch_loss, d_y_hat = loss.mse_loss(y_hat, data.make_labels(batch["x"], task), batch["batch_size"])
-    assert batch_loss == pytest.approx(f(), rel=1e-12)
-    grads = module.backward(params, cache, d_y_hat)
-    errors = gradcheck.check_gradients(f, params, grads, rng, max_entries=40)
+    x = data.batch_to_dense(raw)                                 # (B, n), zero rows back in
+    plain = {k: v[0] for k, v in stack.params.items() if k != "sigma"}
+    forward = residual.forward_literal if model == "residual" else mlp.forward
+    y = data.make_labels(x, task, stack.Ms[0], abs(float(stack.params["sigma"][0])))
+    assert f() == pytest.approx(loss.mse_loss(forward(plain, x)[0], y)[0], rel=1e-12)
+    _, grads = stack.loss_and_grads(batch, slice(0, 1))
+    params = {k: stack.params[k] for k in stack.trained}         # (1, ...) stacks, perturbed in place
+    assert set(grads) == set(params) == ({"W_in", "W_out", "sigma"} if learn else {"W_in", "W_out"})
+    errors = gradcheck.check_gradients(f, params, grads, np.random.default_rng(5), max_entries=60)
     for key, error in errors.items():
-        assert error < TOLERANCE, f"{model} {key}: relative error {error:.2e}"
-    # Dividing by the kept rows instead of B would be wrong by the factor B / kept.
-    _, d_wrong = loss.mse_loss(y_hat, data.make_labels(batch["x"], task))
-    wrong = module.backward(params, cache, d_wrong)
-    assert max(gradcheck.check_gradients(f, params, wrong, rng, max_entries=40).values()) > 1e-3
+        assert error < TOLERANCE, f"{model} {task} {key}: relative error {error:.2e}"
 
 
 # ---------------------------------------------------------------- ∂L/∂σ, σ entering through the labels
@@ -211,14 +208,14 @@ def test_sigma_gradient(sigma):
 
 
 def test_train_step_gradients_including_sigma():
-    """train.train_step as the loop uses it: sparse batch, labels y_base + |σ| M x, learned σ."""
+    """train.train_step as the plain loop uses it: labels y_base + |σ| M x, learned σ."""
     config = train.make_config(n=6, d_mlp=3, p=0.3, batch_size=30, dtype="float64", learn_sigma=True,
                                sigma_init=-0.2, seed=0)
     for seed in range(50):
         config["seed"] = seed
         params, M, data_rng = train.build_run(config)
         batch = train.draw_batch(config, M, data_rng, np.float64)
-        x = batch["x"].toarray() if sp.issparse(batch["x"]) else batch["x"]
+        x = batch["x"][np.any(batch["x"] != 0, axis=1)]         # the samples with an active feature
         h = x @ params["W_in"].T
         if np.min(np.abs(h)) >= KINK:
             break

@@ -111,34 +111,3 @@ def test_cosine_lr_end_points_and_midpoint(T):
 
 def test_cosine_lr_single_step_is_the_full_lr():
     assert optim.cosine_lr(0, 1, 0.5) == 0.5
-
-
-@pytest.mark.parametrize("step, total, error, message", [
-    (10, 10, ValueError, r"step must be in \[0, total_steps = 10\)"),
-    (11, 10, ValueError, "step must be in"),
-    (-1, 10, ValueError, "step must be an integer >= 0"),
-    (0, 0, ValueError, "total_steps must be an integer >= 1"),
-    (1.5, 10, TypeError, "step must be an integer"),
-])
-def test_cosine_lr_bad_steps_are_refused(step, total, error, message):
-    with pytest.raises(error, match=message):
-        optim.cosine_lr(step, total, 1e-3)
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=0.0), "lr must be in"),
-    (dict(lr=-1e-3), "lr must be in"),
-    (dict(lr=float("nan")), "lr must be finite"),
-    (dict(weight_decay=-0.1), "weight_decay must be in"),
-    (dict(betas=(1.0, 0.999)), "beta1 must be in"),
-    (dict(betas=(0.9, -0.1)), "beta2 must be in"),
-    (dict(eps=0.0), "eps must be in"),
-])
-def test_adamw_init_refuses_bad_hyperparameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        optim.adamw_init({"W": np.zeros(2)}, ["W"], **kwargs)
-
-
-def test_adamw_init_refuses_missing_keys():
-    with pytest.raises(ValueError, match=r"no entries \['W_out'\]"):
-        optim.adamw_init({"W_in": np.zeros(2)}, ["W_in", "W_out"])

@@ -22,6 +22,8 @@ parser = argparse.ArgumentParser(description="Chapter 01: sparse inputs, labels,
 parser.add_argument("--full", action="store_true", help="use the paper's sizes (n = 100, d = 1000, many samples)")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for figures (default: %(default)s, outside the repository)")
+parser.add_argument("--figures", default=None, metavar="DIR",
+                    help="also write the chapter's small figures (dpi 80) into DIR, e.g. tutorial/figures")
 args, _ = parser.parse_known_args()        # known args only, so the cells also run inside a notebook kernel
 os.makedirs(args.out, exist_ok=True)
 
@@ -112,7 +114,9 @@ check(np.allclose(data.make_labels(x_small, "mixed", M_small, 0.1),
 print("\n6. data.random_embedding and data.mixing_matrix (every kind in data.MIXING_KINDS)")
 W_E = data.random_embedding(n, d, np.random.default_rng(2))
 check(W_E.shape == (d, n) and np.allclose(np.linalg.norm(W_E, axis=0), 1), "W_E is d × n with unit-norm columns")
-matrices = {kind: data.mixing_matrix(kind, n, np.random.default_rng(3), d=d, rank=10) for kind in data.MIXING_KINDS}
+matrices = {kind: data.mixing_matrix(kind, n, np.random.default_rng(3), d=d,
+                                     rank=10 if kind.startswith("lowrank") else None)    # rank: low-rank kinds only
+            for kind in data.MIXING_KINDS}
 for kind, M in matrices.items():
     off = M[~np.eye(n, dtype=bool)]
     print(f"   {kind:>20s}: rank {np.linalg.matrix_rank(M):3d}, ‖M‖_F = {np.linalg.norm(M):7.2f}, "
@@ -139,6 +143,16 @@ for ax, kind in zip(axes[1:], ("asymmetric", "embedding")):
 fig.tight_layout()
 path = os.path.join(args.out, "01_data.png")
 fig.savefig(path, dpi=100)
+if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
+    import io
+
+    from PIL import Image                  # Pillow comes with matplotlib
+
+    os.makedirs(args.figures, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
+    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
 plt.close(fig)
 print("   wrote", path)
 print("\nChapter 01 done.")

@@ -104,11 +104,12 @@ numerical = (loss_at(params["W_out"] + step) - loss_at(params["W_out"] - step)) 
 print(f"   ∂L/∂W_out[3, 7]: backward {grads['W_out'][3, 7]:.10f}, finite difference {numerical:.10f}")
 check(abs(numerical - grads["W_out"][3, 7]) < 1e-8, "one entry agrees with a centred difference (chapter 04 checks all)")
 
-# %% 5. Input checks
-print("\n5. Wrong inputs raise a clear error")
-for bad, what in ((np.zeros((4, n + 1)), "x with n + 1 columns"), (np.full((4, n), np.nan), "x with NaN")):
+# %% 5. Input checks live at the boundary
+print("\n5. mlp.check_params: what train and evaluate check once (forward and backward trust their inputs)")
+for bad, what in (({"W_in": params["W_in"], "W_out": params["W_out"].T}, "W_out transposed"),
+                  ({"W_in": np.full_like(params["W_in"], np.nan), "W_out": params["W_out"]}, "W_in with NaN")):
     try:
-        mlp.forward(params, bad)
+        mlp.check_params(bad)
     except ValueError as error:
         print(f"   {what}: ValueError: {error}")
     else:

@@ -19,6 +19,8 @@ parser = argparse.ArgumentParser(description="Chapter 03: the residual CC model,
 parser.add_argument("--full", action="store_true", help="time the two implementations at the paper's batch size")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for outputs (default: %(default)s; this chapter writes none)")
+parser.add_argument("--figures", default=None, metavar="DIR",
+                    help="also write the chapter's small figures (dpi 80) into DIR, e.g. tutorial/figures")
 args, _ = parser.parse_known_args()
 
 n, d, d_mlp, p = 100, 1000, 50, 0.01
@@ -105,7 +107,7 @@ def literal_step():
 
 
 def fast_step():
-    out, cache = residual.forward(params, batch["x"], gram=G, check=False)
+    out, cache = residual.forward(params, batch["x"], gram=G)
     residual.backward(params, cache, out - data.make_labels(batch["x"], "residual"))
 
 
@@ -119,4 +121,67 @@ silent = dict(params, W_out=np.zeros_like(params["W_out"]))
 y_silent, _ = residual.forward(silent, x)
 check(np.allclose(y_silent, x @ G), "with W_out = 0, ŷ = G x")
 print("   error ŷ − y = −ReLU(x) + (G − I) x: chapter 08 calls −(G − I) = I − W_EᵀW_E the mixing matrix")
+
+# %% 8. A picture: the residual stream
+print("\n8. Figure: the residual stream, drawn box by box")
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")                      # scripts only write PNG files, never open windows
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(10, 3.6))
+ax.set(xlim=(0, 11), ylim=(0, 4.2))
+ax.axis("off")
+
+
+def box(x0, y0, text, width=1.3, height=0.8, color="#dbe9f6"):
+    """A rounded box centred at (x0, y0) with a label."""
+    ax.add_patch(FancyBboxPatch((x0 - width / 2, y0 - height / 2), width, height,
+                                boxstyle="round,pad=0.05", facecolor=color, edgecolor="black"))
+    ax.text(x0, y0, text, ha="center", va="center", fontsize=9)
+
+
+def arrow(start, end, label="", offset=(0, 0.12)):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="black"))
+    if label:
+        ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], label,
+                ha="center", va="bottom", fontsize=8)
+
+
+stream_y = 1.0                                                   # the residual stream runs left to right
+box(0.6, stream_y, "x\n(n = 100)", width=1.0, color="#f3f3f3")
+box(2.7, stream_y, "r = W_E x\n(d = 1000)", width=1.4)
+box(7.5, stream_y, "r' = r + W_out a\n(d = 1000)", width=1.8)
+box(10.1, stream_y, "ŷ = W_U r'\n(n = 100)", width=1.3, color="#f3f3f3")
+ax.add_patch(plt.Circle((5.4, stream_y), 0.18, facecolor="white", edgecolor="black"))
+ax.text(5.4, stream_y, "+", ha="center", va="center", fontsize=12)
+arrow((1.15, stream_y), (1.95, stream_y), "W_E")
+arrow((3.45, stream_y), (5.22, stream_y), "skip: r passes unchanged", offset=(0, -0.42))
+arrow((5.58, stream_y), (6.55, stream_y))
+arrow((8.45, stream_y), (9.4, stream_y), "W_U = W_Eᵀ")
+box(3.6, 3.1, "h = W_in r\n(d_mlp = 50)", width=1.7, color="#fde2c8")   # the MLP branch above the stream
+box(5.4, 3.1, "a = ReLU(h)", width=1.3, color="#fde2c8")
+arrow((3.0, stream_y + 0.45), (3.4, 2.65), "W_in", offset=(-0.35, 0))
+arrow((4.5, 3.1), (4.7, 3.1))
+arrow((5.4, 2.65), (5.4, stream_y + 0.2), "W_out a", offset=(0.45, 0))
+ax.text(5.5, 0.05, "trained: W_in (50 × 1000), W_out (1000 × 50);  fixed: W_E (1000 × 100, unit columns), W_U = W_Eᵀ",
+        ha="center", fontsize=8)
+ax.set_title("The CC model: an MLP that reads and writes a 1000-dimensional residual stream", fontsize=10)
+fig.tight_layout()
+os.makedirs(args.out, exist_ok=True)
+path = os.path.join(args.out, "03_residual_stream.png")
+fig.savefig(path, dpi=100)
+if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
+    import io
+
+    from PIL import Image                  # Pillow comes with matplotlib
+
+    os.makedirs(args.figures, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
+    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
+plt.close(fig)
+print("   wrote", path)
 print("\nChapter 03 done.")

@@ -44,11 +44,13 @@ y_hat_dense, _ = mlp.forward(params, x_dense)
 y_dense = data.make_labels(x_dense, "clean")
 L_dense, d_dense = loss.mse_loss(y_hat_dense, y_dense)
 y_hat_kept, _ = mlp.forward(params, x_sparse)
-L_kept, d_kept = loss.mse_loss(y_hat_kept, data.make_labels(x_sparse, "clean"), batch["batch_size"])
-print(f"   dense batch of {x_dense.shape[0]} rows: L = {L_dense:.6f}; {x_sparse.shape[0]} kept rows with "
-      f"batch_size = {batch['batch_size']}: L = {L_kept:.6f}")
+error_kept = y_hat_kept - data.make_labels(x_sparse, "clean")       # the non-empty rows only
+count = batch["batch_size"] * n                                     # B n: the mean is still over all B samples
+L_kept = float(np.sum(error_kept ** 2)) / count
+print(f"   dense batch of {x_dense.shape[0]} rows: L = {L_dense:.6f}; {x_sparse.shape[0]} kept rows, "
+      f"summed and divided by B n = {count}: L = {L_kept:.6f}")
 check(np.isclose(L_dense, L_kept), "dropping the all-zero rows changes nothing when the mean still divides by B")
-check(np.allclose(d_dense[batch["row_index"]], d_kept), "and ∂L/∂ŷ of the kept rows is the same")
+check(np.allclose(d_dense[batch["row_index"]], 2 * error_kept / count), "and ∂L/∂ŷ of the kept rows is the same")
 y_hat_probe = y_hat_dense.copy()
 numerical = gradcheck.numerical_gradient(lambda: loss.mse_loss(y_hat_probe, y_dense)[0], y_hat_probe, indices=[0, 5, 17])
 check(np.allclose(numerical, d_dense.reshape(-1)[[0, 5, 17]], atol=1e-10), "∂L/∂ŷ agrees with centred differences")

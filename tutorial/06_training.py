@@ -23,6 +23,8 @@ parser = argparse.ArgumentParser(description="Chapter 06: training and evaluatio
 parser.add_argument("--full", action="store_true", help="the paper's 10,000 steps and more evaluation samples")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for figures and checkpoints (default: %(default)s, outside the repository)")
+parser.add_argument("--figures", default=None, metavar="DIR",
+                    help="also write the chapter's small figures (dpi 80) into DIR, e.g. tutorial/figures")
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 
@@ -60,11 +62,11 @@ params_again, M_again, _ = train.build_run(config)
 check(np.array_equal(params["W_in"], params_again["W_in"]) and np.array_equal(M, M_again),
       "the same seed gives the same initial weights and M")
 batch = train.draw_batch(config, M, data_rng, np.float64)
-print(f"   batch: x {batch['x'].shape} (sparse) of B = {batch['batch_size']}, y_base {batch['y_base'].shape}, "
+print(f"   batch: x {batch['x'].shape} (dense, all B samples), y_base {batch['y_base'].shape}, "
       f"mixed {batch['mixed'].shape}")
 batch_loss, grads = train.train_step("mlp", params, batch, config["sigma"], learn_sigma=False)
 y_hat, cache = mlp.forward(params, batch["x"])
-by_hand_loss, d_y_hat = loss.mse_loss(y_hat, batch["y_base"] + 0.03 * batch["mixed"], batch["batch_size"])
+by_hand_loss, d_y_hat = loss.mse_loss(y_hat, batch["y_base"] + 0.03 * batch["mixed"])
 by_hand = mlp.backward(params, cache, d_y_hat)
 check(np.isclose(batch_loss, by_hand_loss) and np.allclose(grads["W_in"], by_hand["W_in"]),
       "train_step = forward, labels y_base + |σ| M x, mse_loss, backward")
@@ -131,6 +133,16 @@ axes[1].set(xscale="log", yscale="log", xlabel="evaluation p", ylabel="L/p", tit
 fig.tight_layout()
 path = os.path.join(args.out, "06_training.png")
 fig.savefig(path, dpi=100)
+if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
+    import io
+
+    from PIL import Image                  # Pillow comes with matplotlib
+
+    os.makedirs(args.figures, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
+    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
 plt.close(fig)
 print("   wrote", path)
 

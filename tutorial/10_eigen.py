@@ -23,6 +23,8 @@ parser = argparse.ArgumentParser(description="Chapter 10: eigen-analysis of a tr
 parser.add_argument("--full", action="store_true", help="train for the paper's 20,000 steps")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for figures (default: %(default)s, outside the repository)")
+parser.add_argument("--figures", default=None, metavar="DIR",
+                    help="also write the chapter's small figures (dpi 80) into DIR, e.g. tutorial/figures")
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 
@@ -160,6 +162,16 @@ axes[1, 1].legend(fontsize=8)
 fig.tight_layout()
 path = os.path.join(args.out, "10_eigen.png")
 fig.savefig(path, dpi=100)
+if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
+    import io
+
+    from PIL import Image                  # Pillow comes with matplotlib
+
+    os.makedirs(args.figures, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
+    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
 plt.close(fig)
 print("   wrote", path)
 print("\nChapter 10 done.")

@@ -108,7 +108,8 @@ import numpy as np
 
 from . import snmf
 from .small_p import small_p_loss
-from ..core.validate import check_choice, check_dtype, check_float, check_int, check_rng, check_square
+from ..core.validate import (check_array, check_choice, check_dtype, check_float, check_int, check_mixing,
+                              check_probability, check_rng, check_square)
 
 __all__ = [
     "TARGETS",
@@ -131,34 +132,14 @@ _DEFAULT_MAX_ITER = 5000
 _DEFAULT_TOL = 1e-10
 
 
-# --------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------
-
 def _check_sizes(n, d_mlp, strict=False):
-    """n, d_mlp as ints with 1 ≤ d_mlp ≤ n (d_mlp < n if strict)."""
-    n = check_int(n, "n")
-    d_mlp = check_int(d_mlp, "d_mlp")
-    if strict and d_mlp >= n:
-        raise ValueError(
-            f"d_mlp must be < n so that some outputs are unrepresented and the "
-            f"offset has something to do; got n={n}, d_mlp={d_mlp}"
-        )
-    if d_mlp > n:
-        raise ValueError(f"d_mlp must be <= n (one neuron per represented feature); got n={n}, d_mlp={d_mlp}")
+    """n, d_mlp as ints with 1 ≤ d_mlp ≤ n (d_mlp < n if strict: the offset needs unrepresented outputs)."""
+    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
+    if d_mlp > n or (strict and d_mlp == n):
+        relation = "<" if strict else "<="
+        raise ValueError(f"d_mlp must be {relation} n = {n} (one neuron per represented feature"
+                         + ("; the offset needs unrepresented outputs" if strict else "") + f"), got {d_mlp}")
     return n, d_mlp
-
-
-def _check_offset(b):
-    return check_float(b, "b")                                  # any finite real
-
-
-def _check_p(p):
-    return check_float(p, "p", 0.0, 1.0, low_open=True)         # p in (0, 1]
-
-
-def _check_sigma(sigma):
-    return check_float(sigma, "sigma")                          # any finite real
 
 
 # --------------------------------------------------------------------------
@@ -204,15 +185,10 @@ def naive_loss_over_p(n=100, d_mlp=50, M=None, sigma=0.0):
     float
     """
     n, d_mlp = _check_sizes(n, d_mlp)
-    sigma = _check_sigma(sigma)
+    M, sigma = check_mixing(M, sigma, n)
     clean = (n - d_mlp) / (6.0 * n)                             # (n − d_mlp) · (p/6) / (n p)
     if M is None:
-        if sigma != 0.0:
-            raise ValueError(f"sigma={sigma} was given but M is None; pass an ({n}, {n}) mixing matrix M")
         return clean
-    M = check_square(M)
-    if M.shape[0] != n:
-        raise ValueError(f"M must have shape (n, n) = ({n}, {n}), got {M.shape}")
     cross = sigma / (3.0 * n) * float(np.trace(M[d_mlp:, d_mlp:]))   # 2σ M_oo (p/6) / (n p), o > d_mlp
     mixing = sigma**2 * float(np.sum(M * M)) / (3.0 * n)              # σ² Σ_oi M_oi² (p/3) / (n p)
     return clean + cross + mixing
@@ -235,7 +211,7 @@ def offset_params(b, n=100, d_mlp=50, dtype=np.float64):
     -------
     {"W_in": (d_mlp, n), "W_out": (n, d_mlp)}; W_out[o, :] = b for o ≥ d_mlp (0-based).
     """
-    b = _check_offset(b)
+    b = check_float(b, "b")
     n, d_mlp = _check_sizes(n, d_mlp, strict=True)
     params = naive_params(n, d_mlp, dtype)
     params["W_out"][d_mlp:, :] = b                              # (n − d_mlp, d_mlp) block of b
@@ -257,8 +233,7 @@ def offset_loss_over_p(b, p, n=100, d_mlp=50):
     -------
     float
     """
-    b = _check_offset(b)
-    p = _check_p(p)
+    b, p = check_float(b, "b"), check_probability(p)
     n, d_mlp = _check_sizes(n, d_mlp, strict=True)
     second_moment_S = d_mlp * p / 6.0 + d_mlp * (d_mlp - 1) * p**2 / 16.0   # E[S²]
     mean_S_times_mean_relu = d_mlp * p / 4.0 * (p / 4.0)                    # E[S] E[ReLU(x_o)]
@@ -280,7 +255,7 @@ def optimal_offset(p, n=100, d_mlp=50):
     -------
     (b_star, loss_over_p) : two floats.
     """
-    p = _check_p(p)
+    p = check_probability(p)
     n, d_mlp = _check_sizes(n, d_mlp, strict=True)
     b_star = p / (8.0 / 3.0 + (d_mlp - 1) * p)                  # vertex of the parabola in b
     loss = (n - d_mlp) / n * (1.0 / 6.0 - d_mlp * p * b_star / 16.0)
@@ -307,14 +282,10 @@ def snmf_target(M, sigma, target="ours"):
     X : (n, n) float64.
     """
     M = check_square(M)
-    sigma = _check_sigma(sigma)
+    sigma = check_float(sigma, "sigma")
     check_choice(target, "target", TARGETS)
     mixing = M if target == "ours" else M.T
     return np.eye(M.shape[0]) + sigma * mixing                  # I + σM  or  I + σMᵀ
-
-
-def _check_max_iter_tol(max_iter, tol):
-    return check_int(max_iter, "max_iter", minimum=1), check_float(tol, "tol", low=0.0)
 
 
 def snmf_baseline(M, sigma, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_ITER,
@@ -352,12 +323,13 @@ def snmf_baseline(M, sigma, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_
         "sigma", "target_name", "d_mlp" : the settings
     """
     M = check_square(M)
-    n = M.shape[0]
-    sigma = _check_sigma(sigma)
+    sigma = check_float(sigma, "sigma")
     check_rng(rng)
-    n, d_mlp = _check_sizes(n, d_mlp)
+    n, d_mlp = _check_sizes(M.shape[0], d_mlp)
     check_choice(target, "target", TARGETS)
-    max_iter, tol = _check_max_iter_tol(max_iter, tol)
+    max_iter = check_int(max_iter, "max_iter")                  # tol and G_init: semi_nmf checks them
+    if abs(sigma) * np.linalg.norm(M) >= np.sqrt(np.finfo(np.float64).max):
+        raise ValueError(f"sigma = {sigma:g} is too large: ‖σM‖²_F overflows float64")
 
     X = snmf_target(M, sigma, target)                           # (n, n)
     result = snmf.semi_nmf(X, d_mlp, rng, max_iter=max_iter, tol=tol, G_init=G_init)
@@ -389,7 +361,7 @@ def snmf_sweep(M, sigmas, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_IT
     Parameters
     ----------
     M : (n, n) unscaled mixing matrix.
-    sigmas : 1-D sequence of finite floats, non-empty.
+    sigmas : 1-D ndarray of finite floats, non-empty.
     rng : numpy.random.Generator.
     d_mlp, target, max_iter, tol : as in snmf_baseline.
 
@@ -399,18 +371,11 @@ def snmf_sweep(M, sigmas, rng, d_mlp=50, target="ours", max_iter=_DEFAULT_MAX_IT
     "objective", "eckart_young_objective", "n_iter".
     """
     M = check_square(M)
-    sigmas = np.asarray(sigmas)
-    if sigmas.ndim != 1 or sigmas.size == 0:
-        raise ValueError(f"sigmas must be a non-empty 1-D list of floats, got shape {sigmas.shape}")
-    if sigmas.dtype.kind not in "fiu":
-        raise TypeError(f"sigmas must hold real numbers, got dtype {sigmas.dtype}")
-    sigmas = sigmas.astype(np.float64)
-    if not np.all(np.isfinite(sigmas)):
-        raise ValueError("sigmas must all be finite")
+    sigmas = check_array(sigmas, "sigmas", ndim=1).astype(np.float64)
+    if sigmas.size == 0:
+        raise ValueError("sigmas must not be empty")
     check_rng(rng)
-    _check_sizes(M.shape[0], d_mlp)
-    check_choice(target, "target", TARGETS)
-    max_iter, tol = _check_max_iter_tol(max_iter, tol)
+    _check_sizes(M.shape[0], d_mlp)                             # the rest: snmf_baseline checks each call
 
     G_init = snmf.init_G(M, d_mlp, rng)                         # (n, d_mlp), entries in [0.2, 1.2)
     rows = [snmf_baseline(M, float(sigma), rng, d_mlp, target, max_iter, tol, G_init=G_init)

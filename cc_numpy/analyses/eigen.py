@@ -74,12 +74,6 @@ _CONSTANT_RTOL = 1e-12
 
 # ---------------------------------------------------------------- input checks
 
-def _check_weights(W_in, W_out):
-    """W_in (d_mlp, n) and W_out (n, d_mlp) as float64; returns (W_in, W_out, n, d_mlp)."""
-    W_in, W_out = check_mlp_weights(W_in, W_out)
-    return W_in, W_out, W_in.shape[1], W_in.shape[0]
-
-
 def _check_basis(E, n):
     """E as a float64 (n, n) array with orthonormal columns."""
     check_array(E, "E", ndim=2)
@@ -100,11 +94,6 @@ def _check_k(k, n, name="k"):
     if k > n:
         raise ValueError(f"{name} must be between 1 and n = {n}, got {k}")
     return k
-
-
-def _check_sigma(sigma):
-    """σ as a finite float (any sign)."""
-    return check_float(sigma, "sigma")
 
 
 # ---------------------------------------------------------------- bases
@@ -151,7 +140,7 @@ def mixing_svd(M, sigma):
     Vt : (n, n) ndarray, right singular vectors (rows), so I + σM = U diag(s) Vt.
     """
     M = check_square(M)
-    sigma = _check_sigma(sigma)
+    sigma = check_float(sigma, "sigma")
     target = np.eye(M.shape[0]) + sigma * M                     # (n, n)   I + σM
     U, singular_values, Vt = np.linalg.svd(target)
     return singular_values, U, Vt
@@ -174,7 +163,8 @@ def eigen_alignment(W_in, W_out, E):
         Where A E_k = 0 (norm ≤ 1e-12 ‖A‖_F, i.e. zero up to rounding) cos[k] = 0:
         the model discards that eigenvector.
     """
-    W_in, W_out, n, _ = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    n = W_in.shape[1]
     E = _check_basis(E, n)
     A = W_out @ W_in                                            # (n, d_mlp) @ (d_mlp, n) -> (n, n)
     images = A @ E                                              # (n, n) @ (n, n) -> (n, n)   column k = A E_k
@@ -223,7 +213,8 @@ def subspace_fractions(W_in, W_out, E, k=50):
         ``output_fraction_total`` : float, ‖E[:, :k]ᵀ W_out‖²_F / ‖W_out‖²_F;
         ``random_baseline`` : float, k / n, the expected fraction of a random direction.
     """
-    W_in, W_out, n, _ = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    n = W_in.shape[1]
     E = _check_basis(E, n)
     k = _check_k(k, n)
     top = E[:, :k]                                              # (n, k)   E_1 … E_k
@@ -250,7 +241,8 @@ def projection_matrices(W_in, W_out, E):
             along eigenvector k;
         ``output`` : (n, d_mlp) Eᵀ W_out; entry (k, j) = ⟨E_k, W_out[:, j]⟩.
     """
-    W_in, W_out, n, _ = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    n = W_in.shape[1]
     E = _check_basis(E, n)
     return {"input": W_in @ E,                                  # (d_mlp, n) @ (n, n) -> (d_mlp, n)
             "output": E.T @ W_out}                              # (n, n) @ (n, d_mlp) -> (n, d_mlp)
@@ -300,13 +292,14 @@ def product_vs_mixing_fit(W_in, W_out, M, sigma):
     A slope is nan when its x values are constant (e.g. the zero diagonal of the
     embedding-like M); the intercept is then the mean of y.
     """
-    W_in, W_out, n, _ = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    n = W_in.shape[1]
     M = check_square(M)
     if M.shape != (n, n):
         raise ValueError(f"M must have shape (n, n) = ({n}, {n}) to match the weights, got {M.shape}")
     if n < 2:
         raise ValueError(f"the fits need n >= 2 features (off-diagonal entries), got n = {n}")
-    sigma = _check_sigma(sigma)
+    sigma = check_float(sigma, "sigma")
     A = W_out @ W_in                                            # (n, d_mlp) @ (d_mlp, n) -> (n, n)   A_oi: input i → output o
     scaled = sigma * M                                          # (n, n)   σM_oi, same index order
     off = ~np.eye(n, dtype=bool)                                # (n, n) mask i ≠ j
@@ -348,7 +341,8 @@ def eigen_summary(W_in, W_out, M, sigma, k=50, head=40, tail_start=60):
             :func:`product_vs_mixing_fit`;
         ``sigma``, ``k``, ``head``, ``tail_start`` : the settings used (as floats).
     """
-    W_in, W_out, n, _ = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    n = W_in.shape[1]
     M = check_square(M)
     if M.shape != (n, n):
         raise ValueError(f"M must have shape (n, n) = ({n}, {n}) to match the weights, got {M.shape}")
@@ -357,7 +351,7 @@ def eigen_summary(W_in, W_out, M, sigma, k=50, head=40, tail_start=60):
     tail_start = check_int(tail_start, "tail_start", minimum=0)
     if tail_start >= n:
         raise ValueError(f"tail_start must be between 0 and n − 1 = {n - 1}, got {tail_start}")
-    sigma = _check_sigma(sigma)
+    sigma = check_float(sigma, "sigma")
     _, E = symmetric_eigenbasis(M)
     cos = eigen_alignment(W_in, W_out, E)                       # (n,)
     fractions = subspace_fractions(W_in, W_out, E, k)

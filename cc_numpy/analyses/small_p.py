@@ -76,15 +76,16 @@ gradient), small_p_lower_bound, one_active_batch, monte_carlo_small_p_loss
 starts).
 """
 
-import numbers
-
 import numpy as np
 import scipy.optimize
+
+from ..core.validate import check_int, check_mixing, check_mlp_weights, check_rng
 
 __all__ = [
     "small_p_loss",
     "small_p_loss_and_grad",
     "small_p_lower_bound",
+    "small_p_joint_lower_bound",
     "one_active_batch",
     "monte_carlo_small_p_loss",
     "optimise_small_p",
@@ -94,83 +95,10 @@ __all__ = [
 _MC_CHUNK_ROWS = 1 << 15
 
 
-# --------------------------------------------------------------------------
-# Input validation
-# --------------------------------------------------------------------------
-
-def _as_real_matrix(name, value):
-    """Return `value` as a finite 2-D float64 array, or raise."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must be a real numeric array (integer or float dtype), "
-            f"got dtype {array.dtype}"
-        )
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {array.shape}")
-    array = array.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
-    return array
-
-
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
-
-
-def _check_sigma(sigma):
-    if isinstance(sigma, (bool, np.bool_)) or not isinstance(sigma, numbers.Real):
-        raise TypeError(f"sigma must be a real number, got {type(sigma).__name__}")
-    sigma = float(sigma)
-    if not np.isfinite(sigma):
-        raise ValueError(f"sigma must be finite, got {sigma}")
-    return sigma
-
-
-def _check_mixing(M, sigma, n):
-    """Validate (M, σ); return σM as an (n, n) float64 array, or None if clean."""
-    sigma = _check_sigma(sigma)
-    if M is None:
-        if sigma != 0.0:
-            raise ValueError(
-                f"sigma={sigma} was given but M is None; pass an (n, n) = ({n}, {n}) "
-                "mixing matrix M, or sigma=0.0 for clean labels"
-            )
-        return None
-    M = _as_real_matrix("M", M)
-    if M.shape != (n, n):
-        raise ValueError(f"M must have shape (n, n) = ({n}, {n}), got {M.shape}")
-    if sigma == 0.0:
-        return None
-    return sigma * M                                          # σM, (n, n)
-
-
-def _check_weights(W_in, W_out):
-    """Validate W_in (d_mlp, n) and W_out (n, d_mlp); return them as float64."""
-    W_in = _as_real_matrix("W_in", W_in)
-    W_out = _as_real_matrix("W_out", W_out)
-    d_mlp, n = W_in.shape
-    if W_out.shape != (n, d_mlp):
-        raise ValueError(
-            f"W_out must have shape (n, d_mlp) = ({n}, {d_mlp}) to match W_in of shape "
-            f"(d_mlp, n) = {W_in.shape}, got {W_out.shape}"
-        )
-    return W_in, W_out
+def _sigma_M(M, sigma, n):
+    """Validate (M, σ) for n features through validate.check_mixing; return σM (n, n), or None if clean."""
+    M, sigma = check_mixing(M, sigma, n)
+    return None if M is None or sigma == 0.0 else sigma * M       # σM, (n, n)
 
 
 # --------------------------------------------------------------------------
@@ -233,8 +161,8 @@ def small_p_loss(W_in, W_out, M=None, sigma=0.0):
     -------
     float : the limit of L/p (≥ 0).
     """
-    W_in, W_out = _check_weights(W_in, W_out)
-    sigma_M = _check_mixing(M, sigma, W_in.shape[1])
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    sigma_M = _sigma_M(M, sigma, W_in.shape[1])
     loss, _ = _small_p_forward(W_in, W_out, sigma_M)
     return loss
 
@@ -252,8 +180,8 @@ def small_p_loss_and_grad(W_in, W_out, M=None, sigma=0.0):
         The ReLU derivative is taken as 0 at 0 (the loss has kinks where an
         entry of W_in is exactly 0).
     """
-    W_in, W_out = _check_weights(W_in, W_out)
-    sigma_M = _check_mixing(M, sigma, W_in.shape[1])
+    W_in, W_out = check_mlp_weights(W_in, W_out)
+    sigma_M = _sigma_M(M, sigma, W_in.shape[1])
     loss, cache = _small_p_forward(W_in, W_out, sigma_M)
     dW_in, dW_out = _small_p_backward(cache)
     return loss, {"W_in": dW_in, "W_out": dW_out}
@@ -276,15 +204,46 @@ def small_p_lower_bound(n, d_mlp, M=None, sigma=0.0):
     -------
     float
     """
-    n = _check_positive_int("n", n)
-    d_mlp = _check_positive_int("d_mlp", d_mlp)
-    sigma_M = _check_mixing(M, sigma, n)
+    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
+    sigma_M = _sigma_M(M, sigma, n)
     if sigma_M is None:
         return max(n - d_mlp, 0) / (6.0 * n)         # s_k(I) = 1 for all k
     s_target = np.linalg.svd(np.eye(n) + sigma_M, compute_uv=False)  # (n,), descending
     s_mixing = np.linalg.svd(sigma_M, compute_uv=False)               # (n,), descending
     tail = np.sum(s_target[d_mlp:] ** 2) + np.sum(s_mixing[d_mlp:] ** 2)
     return float(tail / (6.0 * n))
+
+
+def small_p_joint_lower_bound(n, d_mlp, M=None, sigma=0.0):
+    """Joint Eckart–Young floor on lim_{p→0} L/p over all W_in, W_out (≥ small_p_lower_bound).
+
+    1. 6n L/p = ‖W_out H⁺ − (I + σM)‖²_F + ‖W_out H⁻ − (−σM)‖²_F = ‖W_out [H⁺ H⁻] − T‖²_F, T = [I + σM, −σM].
+    2. W_out [H⁺ H⁻] (n × 2n) = W_out (n × d_mlp) times [H⁺ H⁻] (d_mlp × 2n) has rank ≤ d_mlp.
+    3. Eckart–Young on T: L/p ≥ (1/(6n)) Σ_{k > d_mlp} s_k(T)² ≥ small_p_lower_bound (one rank-d_mlp
+       map fitting both blocks is also a rank-d_mlp map for each block, so its minimum is not smaller).
+
+    s_k are the singular values of T in descending order (there are n of them,
+    so the bound is 0 for d_mlp ≥ n). Clean labels give (n − d_mlp)/(6n), the
+    same as small_p_lower_bound. Like it, the bound ignores H± ≥ 0 and their
+    disjoint supports, so it is a valid floor, not in general attained.
+
+    Parameters
+    ----------
+    n, d_mlp : int ≥ 1
+    M : array (n, n) or None
+    sigma : float
+
+    Returns
+    -------
+    float
+    """
+    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
+    sigma_M = _sigma_M(M, sigma, n)
+    if sigma_M is None:
+        return max(n - d_mlp, 0) / (6.0 * n)         # T = [I 0]: s_k = 1 for all k
+    stacked = np.hstack([np.eye(n) + sigma_M, -sigma_M])                  # T = [I + σM, −σM], (n, 2n)
+    s_stacked = np.linalg.svd(stacked, compute_uv=False)                  # (n,), descending
+    return float(np.sum(s_stacked[d_mlp:] ** 2) / (6.0 * n))
 
 
 # --------------------------------------------------------------------------
@@ -317,9 +276,8 @@ def one_active_batch(n, n_per_feature, rng):
     -------
     x : array (n * n_per_feature, n), float64
     """
-    n = _check_positive_int("n", n)
-    n_per_feature = _check_positive_int("n_per_feature", n_per_feature)
-    rng = _check_rng(rng)
+    n, n_per_feature = check_int(n, "n"), check_int(n_per_feature, "n_per_feature")
+    check_rng(rng)
     feature_index = np.arange(n * n_per_feature) % n                 # (B,), cycling
     return _one_active_rows(feature_index, n, rng)
 
@@ -348,11 +306,11 @@ def monte_carlo_small_p_loss(W_in, W_out, M, sigma, n_samples, rng):
     estimate : float
     standard_error : float, std(ℓ_b, ddof=1) / sqrt(n_samples)
     """
-    W_in, W_out = _check_weights(W_in, W_out)
+    W_in, W_out = check_mlp_weights(W_in, W_out)
     n = W_in.shape[1]
-    sigma_M = _check_mixing(M, sigma, n)
-    n_samples = _check_positive_int("n_samples", n_samples, minimum=2)
-    rng = _check_rng(rng)
+    sigma_M = _sigma_M(M, sigma, n)
+    n_samples = check_int(n_samples, "n_samples", minimum=2)       # no standard error from fewer
+    check_rng(rng)
 
     per_sample = np.empty(n_samples, dtype=np.float64)               # ℓ_b, (N,)
     for start in range(0, n_samples, _MC_CHUNK_ROWS):
@@ -404,12 +362,10 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
         "n_iterations_per_restart" : (n_restarts,) int, L-BFGS-B iterations used
         "lower_bound" : float, small_p_lower_bound(n, d_mlp, M, sigma)
     """
-    n = _check_positive_int("n", n)
-    d_mlp = _check_positive_int("d_mlp", d_mlp)
-    sigma_M = _check_mixing(M, sigma, n)
-    rng = _check_rng(rng)
-    n_restarts = _check_positive_int("n_restarts", n_restarts)
-    maxiter = _check_positive_int("maxiter", maxiter)
+    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
+    sigma_M = _sigma_M(M, sigma, n)
+    check_rng(rng)
+    n_restarts, maxiter = check_int(n_restarts, "n_restarts"), check_int(maxiter, "maxiter")
 
     n_in = d_mlp * n
 

@@ -92,11 +92,9 @@ Practical notes
   5000 iterations): the one-hot rows start near the boundary G = 0.
 """
 
-from numbers import Integral
-
 import numpy as np
 
-from ..core.validate import check_array, check_float, check_int, check_rng
+from ..core.validate import check_float, check_int, check_matrix, check_rng
 
 __all__ = [
     "positive_part",
@@ -124,42 +122,7 @@ _TINY = np.finfo(np.float64).tiny
 
 
 # --------------------------------------------------------------------------
-# Validation helpers (the shared checkers live in cc_numpy.validate)
-# --------------------------------------------------------------------------
-
-def _as_real_matrix(A, name):
-    """Check A is a 2-D, non-empty, finite real ndarray; return it as float64."""
-    check_array(A, name, ndim=2)
-    if A.size == 0:
-        raise ValueError(f"{name} must not be empty; got shape {A.shape}")
-    return A.astype(np.float64, copy=False)
-
-
-def _check_rank(rank, shape):
-    """Return rank as an int with 1 <= rank <= min(shape), or raise."""
-    if isinstance(rank, bool) or not isinstance(rank, Integral):
-        raise TypeError(
-            f"rank must be an int; got {type(rank).__name__} ({rank!r})"
-        )
-    max_rank = min(shape)
-    if not 1 <= rank <= max_rank:
-        raise ValueError(
-            f"rank must satisfy 1 <= rank <= min(X.shape) = {max_rank} "
-            f"for X of shape {shape}; got rank={rank}"
-        )
-    return int(rank)
-
-
-def _check_non_negative(G, name):
-    if np.any(G < 0):
-        raise ValueError(
-            f"{name} must be non-negative (all entries >= 0); "
-            f"its smallest entry is {G.min()!r}"
-        )
-
-
-# --------------------------------------------------------------------------
-# Building blocks
+# Building blocks (float64 arrays of matching shapes; semi_nmf checks its inputs once)
 # --------------------------------------------------------------------------
 
 def positive_part(A):
@@ -171,7 +134,6 @@ def positive_part(A):
     Returns:
         A⁺: float64 array, same shape as A, all entries ≥ 0.
     """
-    A = check_array(A, "A").astype(np.float64, copy=False)
     return np.maximum(A, 0.0)  # (|A| + A)/2, without overflow for huge |A|
 
 
@@ -186,26 +148,7 @@ def negative_part(A):
     Returns:
         A⁻: float64 array, same shape as A, all entries ≥ 0.
     """
-    A = check_array(A, "A").astype(np.float64, copy=False)
     return np.maximum(-A, 0.0)  # (|A| − A)/2
-
-
-def _update_F(X, G):
-    """F-step without input validation (used inside the loop)."""
-    gram = G.T @ G                                    # (k_cols, r)ᵀ @ (k_cols, r) -> (r, r)
-    try:
-        chol = np.linalg.cholesky(gram)               # GᵀG = L Lᵀ; raises if not pos. definite
-        diag = np.diag(chol)                          # (r,)
-        well_conditioned = diag.min() > _MIN_CHOLESKY_RATIO * diag.max()
-    except np.linalg.LinAlgError:
-        well_conditioned = False
-    if well_conditioned:
-        rhs = G.T @ X.T                               # (r, k_cols) @ (k_cols, m) -> (r, m)
-        F_T = np.linalg.solve(gram, rhs)              # (GᵀG) Fᵀ = Gᵀ Xᵀ  -> (r, m)
-    else:
-        # min ‖Xᵀ − G Fᵀ‖: least squares on G itself, minimum-norm if G is rank deficient
-        F_T = np.linalg.lstsq(G, X.T, rcond=None)[0]  # (k_cols, r) \ (k_cols, m) -> (r, m)
-    return F_T.T                                      # F = X G (GᵀG)⁻¹  (m, r)
 
 
 def update_F(X, G):
@@ -223,28 +166,20 @@ def update_F(X, G):
     Returns:
         F: (m, r) float64 matrix.
     """
-    X = _as_real_matrix(X, "X")
-    G = _as_real_matrix(G, "G")
-    if G.shape[0] != X.shape[1]:
-        raise ValueError(
-            f"G must have as many rows as X has columns: X is {X.shape}, "
-            f"so G must be ({X.shape[1]}, r); got {G.shape}"
-        )
-    return _update_F(X, G)
-
-
-def _update_G(X, F, G, eps):
-    """G-step without input validation (used inside the loop)."""
-    XtF = X.T @ F                                     # (k_cols, m) @ (m, r) -> (k_cols, r)
-    FtF = F.T @ F                                     # (r, m) @ (m, r) -> (r, r)
-    XtF_pos = np.maximum(XtF, 0.0)                    # [XᵀF]⁺  (k_cols, r)
-    XtF_neg = np.maximum(-XtF, 0.0)                   # [XᵀF]⁻  (k_cols, r)
-    FtF_pos = np.maximum(FtF, 0.0)                    # [FᵀF]⁺  (r, r)
-    FtF_neg = np.maximum(-FtF, 0.0)                   # [FᵀF]⁻  (r, r)
-    numerator = XtF_pos + G @ FtF_neg                 # [XᵀF]⁺ + G[FᵀF]⁻  (k_cols, r)
-    denominator = XtF_neg + G @ FtF_pos               # [XᵀF]⁻ + G[FᵀF]⁺  (k_cols, r)
-    ratio = numerator / np.maximum(denominator, eps)  # guarded division  (k_cols, r)
-    return G * np.sqrt(ratio)                         # G ⊙ sqrt(ratio) ≥ 0  (k_cols, r)
+    gram = G.T @ G                                    # (k_cols, r)ᵀ @ (k_cols, r) -> (r, r)
+    try:
+        chol = np.linalg.cholesky(gram)               # GᵀG = L Lᵀ; raises if not pos. definite
+        diag = np.diag(chol)                          # (r,)
+        well_conditioned = diag.min() > _MIN_CHOLESKY_RATIO * diag.max()
+    except np.linalg.LinAlgError:
+        well_conditioned = False
+    if well_conditioned:
+        rhs = G.T @ X.T                               # (r, k_cols) @ (k_cols, m) -> (r, m)
+        F_T = np.linalg.solve(gram, rhs)              # (GᵀG) Fᵀ = Gᵀ Xᵀ  -> (r, m)
+    else:
+        # min ‖Xᵀ − G Fᵀ‖: least squares on G itself, minimum-norm if G is rank deficient
+        F_T = np.linalg.lstsq(G, X.T, rcond=None)[0]  # (k_cols, r) \ (k_cols, m) -> (r, m)
+    return F_T.T                                      # F = X G (GᵀG)⁻¹  (m, r)
 
 
 def update_G(X, F, G, eps=_DEFAULT_EPS):
@@ -265,29 +200,16 @@ def update_G(X, F, G, eps=_DEFAULT_EPS):
     Returns:
         G_new: (k_cols, r) float64 matrix, all entries ≥ 0 (a new array).
     """
-    X = _as_real_matrix(X, "X")
-    F = _as_real_matrix(F, "F")
-    G = _as_real_matrix(G, "G")
-    m, k_cols = X.shape
-    if F.shape[0] != m:
-        raise ValueError(
-            f"F must have as many rows as X: X is {X.shape}, so F must be "
-            f"({m}, r); got {F.shape}"
-        )
-    if G.shape != (k_cols, F.shape[1]):
-        raise ValueError(
-            f"G must have shape (X.shape[1], F.shape[1]) = "
-            f"({k_cols}, {F.shape[1]}); got {G.shape}"
-        )
-    _check_non_negative(G, "G")
-    eps = check_float(eps, "eps", low=0.0, low_open=True)
-    return _update_G(X, F, G, eps)
-
-
-def _objective(X, F, G):
-    """Objective without input validation (used inside the loop)."""
-    residual = X - F @ G.T                            # (m, k_cols) − (m, r) @ (r, k_cols)
-    return float(np.sum(residual * residual))         # ‖X − F Gᵀ‖²_F
+    XtF = X.T @ F                                     # (k_cols, m) @ (m, r) -> (k_cols, r)
+    FtF = F.T @ F                                     # (r, m) @ (m, r) -> (r, r)
+    XtF_pos = np.maximum(XtF, 0.0)                    # [XᵀF]⁺  (k_cols, r)
+    XtF_neg = np.maximum(-XtF, 0.0)                   # [XᵀF]⁻  (k_cols, r)
+    FtF_pos = np.maximum(FtF, 0.0)                    # [FᵀF]⁺  (r, r)
+    FtF_neg = np.maximum(-FtF, 0.0)                   # [FᵀF]⁻  (r, r)
+    numerator = XtF_pos + G @ FtF_neg                 # [XᵀF]⁺ + G[FᵀF]⁻  (k_cols, r)
+    denominator = XtF_neg + G @ FtF_pos               # [XᵀF]⁻ + G[FᵀF]⁺  (k_cols, r)
+    ratio = numerator / np.maximum(denominator, eps)  # guarded division  (k_cols, r)
+    return G * np.sqrt(ratio)                         # G ⊙ sqrt(ratio) ≥ 0  (k_cols, r)
 
 
 def snmf_objective(X, F, G):
@@ -304,15 +226,8 @@ def snmf_objective(X, F, G):
     Returns:
         objective: Python float ≥ 0.
     """
-    X = _as_real_matrix(X, "X")
-    F = _as_real_matrix(F, "F")
-    G = _as_real_matrix(G, "G")
-    if F.shape[0] != X.shape[0] or G.shape[0] != X.shape[1] or F.shape[1] != G.shape[1]:
-        raise ValueError(
-            f"shapes must be X (m, k_cols), F (m, r), G (k_cols, r); got "
-            f"X {X.shape}, F {F.shape}, G {G.shape}"
-        )
-    return _objective(X, F, G)
+    residual = X - F @ G.T                            # (m, k_cols) − (m, r) @ (r, k_cols)
+    return float(np.sum(residual * residual))         # ‖X − F Gᵀ‖²_F
 
 
 def init_G(X, rank, rng):
@@ -328,16 +243,13 @@ def init_G(X, rank, rng):
     not matter because the F-step absorbs it.
 
     Args:
-        X: (m, k_cols) finite real ndarray (validated; only its shape is used).
+        X: (m, k_cols) ndarray (only its shape is used).
         rank: int r, 1 ≤ r ≤ min(m, k_cols).
         rng: numpy.random.Generator.
 
     Returns:
         G0: (k_cols, r) float64 matrix, entries in [0.2, 1.2).
     """
-    X = _as_real_matrix(X, "X")
-    rank = _check_rank(rank, X.shape)
-    check_rng(rng)
     k_cols = X.shape[1]
     return rng.uniform(0.2, 1.2, size=(k_cols, rank))  # (k_cols, r), all > 0
 
@@ -373,8 +285,11 @@ def semi_nmf(X, rank, rng, max_iter=5000, tol=1e-10, G_init=None):
             "n_iter": int, number of iterations done,
             "converged": bool, whether the stopping rule fired.
     """
-    X = _as_real_matrix(X, "X")
-    rank = _check_rank(rank, X.shape)
+    X = check_matrix(X, "X")
+    rank = check_int(rank, "rank")
+    if rank > min(X.shape):
+        raise ValueError(f"rank must satisfy 1 <= rank <= min(X.shape) = {min(X.shape)} for X of shape "
+                         f"{X.shape}; got rank={rank}")
     check_rng(rng)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     tol = check_float(tol, "tol", low=0.0)
@@ -383,7 +298,7 @@ def semi_nmf(X, rank, rng, max_iter=5000, tol=1e-10, G_init=None):
     if G_init is None:
         G = init_G(X, rank, rng)                      # (k_cols, r)
     else:
-        G = _as_real_matrix(G_init, "G_init")
+        G = check_matrix(G_init, "G_init")
         if G.shape != (k_cols, rank):
             raise ValueError(
                 f"G_init must have shape (X.shape[1], rank) = ({k_cols}, {rank}); "
@@ -397,15 +312,15 @@ def semi_nmf(X, rank, rng, max_iter=5000, tol=1e-10, G_init=None):
             )
         G = G.copy()                                  # never modify the caller's array
 
-    F = _update_F(X, G)                               # F = X G (GᵀG)⁻¹  (m, r)
-    objective = _objective(X, F, G)                   # ‖X − F Gᵀ‖²
+    F = update_F(X, G)                               # F = X G (GᵀG)⁻¹  (m, r)
+    objective = snmf_objective(X, F, G)                   # ‖X − F Gᵀ‖²
     history = [objective]
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        G = _update_G(X, F, G, _DEFAULT_EPS)          # multiplicative step  (k_cols, r)
-        F = _update_F(X, G)                           # least-squares step  (m, r)
-        objective_prev, objective = objective, _objective(X, F, G)
+        G = update_G(X, F, G)          # multiplicative step  (k_cols, r)
+        F = update_F(X, G)                           # least-squares step  (m, r)
+        objective_prev, objective = objective, snmf_objective(X, F, G)
         history.append(objective)
         relative_decrease = (objective_prev - objective) / max(objective_prev, _TINY)
         if relative_decrease < tol:

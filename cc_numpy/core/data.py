@@ -31,15 +31,17 @@ from .validate import check_array, check_choice, check_dtype, check_int, check_p
 
 TASKS = ("residual", "clean", "mixed")
 MIXING_KINDS = ("asymmetric", "symmetric", "embedding", "embedding_authors", "lowrank", "lowrank_orthonormal")
-STREAMS = ("matrix", "data", "init")
+EMBEDDINGS = ("gaussian", "orthonormal")   # kinds of W_E (random_embedding)
+STREAMS = ("matrix", "data", "init", "eval", "analysis")   # one named stream per use; never [seed, k]
 DENSE_FROM_P = 0.1        # from this p on, sample_batch draws dense arrays (CSR products no longer pay)
 
 
 def random_streams(seed):
-    """Independent generators for the matrices, the data and the initial weights.
+    """Independent generators for the matrices, the data, the initial weights, evaluation and analyses.
 
-    Returns a dict ``{"matrix": Generator, "data": Generator, "init": Generator}``
-    spawned from ``numpy.random.SeedSequence(seed)``.
+    Returns a dict ``{"matrix", "data", "init", "eval", "analysis"}`` of Generators
+    spawned from ``numpy.random.SeedSequence(seed)`` (a stream's draws never
+    depend on how much another stream was used).
     """
     check_int(seed, "seed", minimum=0)
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
@@ -51,12 +53,16 @@ def _active_positions(total, p, rng):
 
     Positions are cumulative sums of Geometric(p) gaps, so the cost is O(p·total).
     Returns an int64 array of shape (K,), K ~ Binomial(total, p).
+
+    A gap longer than ``total`` already lands past the end, so gaps are capped at
+    ``total + 1``: the kept positions and the draws are unchanged, and at tiny p
+    (where NumPy returns gaps near the int64 maximum) the sums cannot overflow.
     """
     expected = p * total
     chunk = int(expected + 6.0 * np.sqrt(expected) + 16)
     pieces, last = [], -1
     while last < total:
-        gaps = rng.geometric(p, size=chunk)                     # (chunk,) gaps ≥ 1
+        gaps = np.minimum(rng.geometric(p, size=chunk), total + 1)  # (chunk,) gaps in [1, total + 1]
         positions = last + np.cumsum(gaps)                      # (chunk,) next active positions
         pieces.append(positions)
         last = positions[-1]
@@ -180,16 +186,31 @@ def _residual_value_label(values):
     return values + np.maximum(values, 0)                       # x + ReLU(x)
 
 
-def random_embedding(n, d, rng, dtype=np.float64):
-    """The fixed embedding W_E (d × n): Gaussian entries, each feature column of unit norm."""
+def random_embedding(n, d, rng, dtype=np.float64, kind="gaussian"):
+    """The fixed embedding W_E (d × n), each feature column of unit norm.
+
+    kind
+        'gaussian'     Gaussian entries, columns scaled to unit norm (Braun et al.'s): the
+                       columns overlap by ≈ ±1/√d, so M = I − W_EᵀW_E ≠ 0.
+        'orthonormal'  the Q of a QR of the same Gaussian draw (signs fixed by diag R > 0):
+                       W_EᵀW_E = I, so the residual stream adds no mixing (M = 0). Needs d ≥ n.
+    Both draw the same (d, n) Gaussian matrix from ``rng``.
+    """
     n, d = check_int(n, "n"), check_int(d, "d")
+    check_choice(kind, "embedding", EMBEDDINGS)
     check_rng(rng)
+    if kind == "orthonormal" and d < n:
+        raise ValueError(f"an orthonormal embedding needs d ≥ n (n = {n} orthonormal columns in R^d), got d = {d}")
     W_E = rng.standard_normal((d, n))                           # (d, n)
-    W_E /= np.linalg.norm(W_E, axis=0, keepdims=True)           # ‖W_E[:, i]‖ = 1
+    if kind == "orthonormal":
+        Q, R = np.linalg.qr(W_E)                                # (d, n), (n, n): W_E = Q R, QᵀQ = I
+        W_E = Q * np.where(np.diag(R) < 0, -1.0, 1.0)           # a unique sign per column (diag R > 0)
+    else:
+        W_E /= np.linalg.norm(W_E, axis=0, keepdims=True)       # ‖W_E[:, i]‖ = 1
     return W_E.astype(check_dtype(dtype))
 
 
-def mixing_matrix(kind, n, rng, d=1000, rank=None):
+def mixing_matrix(kind, n, rng, d=1000, rank=None, embedding="gaussian"):
     """An unscaled mixing matrix M (n × n), float64.
 
     kind
@@ -197,16 +218,24 @@ def mixing_matrix(kind, n, rng, d=1000, rank=None):
         'symmetric'           upper triangle (diagonal included) of such a matrix
                               mirrored below it; every entry still N(0, 1).
         'embedding'           M = I − W_Eᵀ W_E for a random embedding (d × n): the sign
-                              the CC model's algebra gives (see ``mixing.py``).
+                              the CC model's algebra gives (see ``mixing.py``); ``embedding``
+                              says which kind of W_E (``random_embedding``; 'orthonormal' gives M = 0).
         'embedding_authors'   M = W_Eᵀ W_E − I, the sign the authors used.
         'lowrank'             M = U Vᵀ, U, V (n × rank) Gaussian.
         'lowrank_orthonormal' M = Q_U Q_Vᵀ with Q from the QR of U and V: a flat spectrum.
         Both low-rank kinds are rescaled to ‖M‖_F = n, the expected norm of the
-        asymmetric kind, so that σ means the same size of mixing.
+        asymmetric kind, so that σ means the same size of mixing. ``rank`` (default n)
+        is refused for the other kinds, which ignore it.
     """
     check_choice(kind, "mixing kind", MIXING_KINDS)
     n = check_int(n, "n")
     check_rng(rng)
+    if rank is not None and not kind.startswith("lowrank"):
+        raise ValueError(f"rank applies to the low-rank kinds only ('lowrank', 'lowrank_orthonormal'); "
+                         f"the {kind!r} M has full rank")
+    if embedding != "gaussian" and not kind.startswith("embedding"):
+        raise ValueError(f"embedding={embedding!r} applies to the embedding kinds only ('embedding', "
+                         f"'embedding_authors'); the {kind!r} M draws no W_E")
     if kind == "asymmetric":
         return rng.standard_normal((n, n))                      # (n, n) M_ij ~ N(0, 1)
     if kind == "symmetric":
@@ -215,7 +244,7 @@ def mixing_matrix(kind, n, rng, d=1000, rank=None):
     if kind in ("embedding", "embedding_authors"):
         from .mixing import residual_mixing_matrix
 
-        W_E = random_embedding(n, d, rng)                       # (d, n)
+        W_E = random_embedding(n, d, rng, kind=embedding)       # (d, n)
         sign = "algebra" if kind == "embedding" else "authors"
         return residual_mixing_matrix(W_E, sign=sign)
     rank = check_int(rank if rank is not None else n, "rank")

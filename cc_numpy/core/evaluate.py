@@ -16,14 +16,16 @@ import numpy as np
 
 from . import data, mlp, residual
 from .runtime import single_blas_thread
-from .validate import check_choice, check_float, check_int, check_probability, check_rng
+from .validate import check_choice, check_enough_active, check_float, check_int, check_probability, check_rng
+
+MIN_EXPECTED_ACTIVE = 10  # loss_over_p refuses a p whose sample budget would hold fewer active features
 
 
 def model_forward(params, x, gram=None):
     """ŷ for either model: the residual model if params holds W_E, else the MLP. x is (B, n)."""
     if "W_E" in params:
-        return residual.forward(params, x, gram=gram, check=False)[0]
-    return mlp.forward(params, x, check=False)[0]
+        return residual.forward(params, x, gram=gram)[0]
+    return mlp.forward(params, x)[0]
 
 
 def check_model_params(params):
@@ -32,7 +34,11 @@ def check_model_params(params):
 
 
 def sample_losses(params, batch, task, M=None, sigma=0.0, gram=None):
-    """Per-sample losses ℓ_b of the non-empty rows of a batch (``data.sample_batch``): (B_nz,) float64."""
+    """Per-sample losses ℓ_b of the non-empty rows of a batch (``data.sample_batch``): (B_nz,) float64.
+
+    The plain reference: :func:`loss_over_p` computes the same ℓ_b from batch statistics
+    (``fast.evaluate``) without forming ŷ and y; ``tests/test_fast.py`` checks they agree.
+    """
     x = batch["x"]
     y_hat = model_forward(params, x, gram)                      # (B_nz, n)
     y = data.make_labels(x, task, M, sigma)                     # (B_nz, n)
@@ -57,34 +63,49 @@ def loss_over_p(params, p, rng, task="clean", M=None, sigma=0.0, n_samples=100_0
 
     Returns
     -------
-    dict with ``p``, ``loss_over_p``, ``stderr``, ``n_samples``.
+    dict with ``p``, ``loss_over_p``, ``stderr`` (NaN when fewer than two samples held an
+    active feature), ``n_samples``, ``n_active`` (samples with an active feature) and
+    ``target_met`` (None without a target, else whether stderr ≤ target_stderr: False when
+    ``max_samples`` was reached first).
+
+    A p so small that the sample budget (``n_samples``, or ``max_samples`` with a target)
+    would hold fewer than ``MIN_EXPECTED_ACTIVE`` active features on average is refused: the estimate would be
+    0 ± 0 or a single draw.
     """
     n = check_model_params(params)
     p = check_probability(p)
     check_rng(rng)
     check_choice(task, "task", data.TASKS)
-    n_samples = check_int(n_samples, "n_samples")
+    n_samples = check_int(n_samples, "n_samples", minimum=2)      # no standard error from fewer than two
     chunk_size = check_int(chunk_size, "chunk_size")
+    budget = n_samples
     if target_stderr is not None:
         target_stderr = check_float(target_stderr, "target_stderr", 0.0, np.inf, low_open=True)
         max_samples = check_int(max_samples, "max_samples")
+        budget = max(n_samples, max_samples)
+    check_enough_active(p, budget * n, what=f"{budget} samples of {n} features", minimum=MIN_EXPECTED_ACTIVE)
     dtype = params["W_in"].dtype
-    gram = residual.gram_matrix(params["W_E"]) if "W_E" in params else None
-    total, total_sq, count = 0.0, 0.0, 0
+    from ..fast import evaluate as fast_evaluate                # ℓ_b from statistics (fast/evaluate.py)
+
+    model = fast_evaluate.prepare(params, task, M, sigma)
+    total, total_sq, count, active = 0.0, 0.0, 0, 0
     while True:
         goal = n_samples if target_stderr is None else max(n_samples, max_samples)
         size = min(chunk_size, max(goal - count, 1))
         batch = data.sample_batch(size, n, p, rng, dtype)
-        losses = sample_losses(params, batch, task, M, sigma, gram)   # (B_nz,)
+        losses = fast_evaluate.sample_losses(model, batch)     # (B_nz,) ℓ_b, as sample_losses gives them
         total += float(losses.sum())
         total_sq += float(np.dot(losses, losses))
         count += size
+        active += losses.size                                   # samples holding an active feature
         mean = total / count
-        variance = max(total_sq / count - mean * mean, 0.0) * count / max(count - 1, 1)
-        stderr = np.sqrt(variance / count) / p
+        variance = max(total_sq / count - mean * mean, 0.0) * count / (count - 1)
+        stderr = np.sqrt(variance / count) / p if active >= 2 else float("nan")  # NaN: too few to tell
         if count >= n_samples and (target_stderr is None or stderr <= target_stderr or count >= max_samples):
             break
-    return {"p": p, "loss_over_p": mean / p, "stderr": float(stderr), "n_samples": count}
+    target_met = None if target_stderr is None else bool(stderr <= target_stderr)
+    return {"p": p, "loss_over_p": mean / p, "stderr": float(stderr), "n_samples": count,
+            "n_active": active, "target_met": target_met}
 
 
 def loss_over_p_curve(params, ps, rng, **kwargs):

@@ -14,7 +14,8 @@ import os
 import numpy as np
 
 from .evaluate import check_model_params
-from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz
+from .data import TASKS
+from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz, stored_array
 
 
 def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sigma_history=None):
@@ -35,25 +36,34 @@ def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sig
 
 
 def load_run(path):
-    """Read a run from its folder or its weights.npz.
+    """Read a run from its folder or its weights.npz, checking every array and the metrics.
 
     Returns ``(params, M, sigma, metrics)``: params as float64 arrays, M (or None),
-    sigma (float, 0 when there is no M), metrics (dict, {} when metrics.json is absent).
+    sigma (float, 0 when there is no M), metrics (dict, {} when metrics.json is absent;
+    ``metrics["config"]["task"]`` is always set). A damaged file raises CorruptFileError
+    naming the file and the key.
     """
     path = os.fspath(path)
     weights_path = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
     arrays = load_npz(weights_path, required=("W_in", "W_out"))
-    params = {k: np.asarray(arrays[k], dtype=np.float64) for k in ("W_E", "W_in", "W_out") if k in arrays}
+    params = {k: stored_array(arrays, k, weights_path, shape=(None, None))
+              for k in ("W_E", "W_in", "W_out") if k in arrays}
     try:
         n = check_model_params(params)
-    except (ValueError, TypeError) as error:
-        raise CorruptFileError(f"{weights_path} holds inconsistent weights: {error}") from error
+    except ValueError as error:
+        raise CorruptFileError(f"{weights_path} holds inconsistent weights: {error}") from None
     M, sigma = None, 0.0
-    if "M" in arrays:
-        M = np.asarray(arrays["M"], dtype=np.float64)
-        if M.shape != (n, n) or "sigma" not in arrays:
-            raise CorruptFileError(f"{weights_path}: M must be ({n}, {n}) and come with sigma")
-        sigma = float(arrays["sigma"])
+    if "M" in arrays or "sigma" in arrays:
+        M = stored_array(arrays, "M", weights_path, shape=(n, n))
+        sigma = float(stored_array(arrays, "sigma", weights_path, shape=()))
     metrics_path = os.path.join(os.path.dirname(weights_path), "metrics.json")
-    metrics = load_json(metrics_path) if os.path.exists(metrics_path) else {}
+    metrics = load_json(metrics_path, expect=dict) if os.path.exists(metrics_path) else {}
+    config = metrics.setdefault("config", {})
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"{metrics_path}: 'config' must be a JSON object, got {type(config).__name__}")
+    task = config.setdefault("task", "mixed" if M is not None else "clean")
+    if task not in TASKS:
+        raise CorruptFileError(f"{metrics_path}: config 'task' must be one of {', '.join(TASKS)}; got {task!r}")
+    if task == "mixed" and M is None:
+        raise CorruptFileError(f"{metrics_path} says the task is 'mixed' but {weights_path} holds no M and sigma")
     return params, M, sigma, metrics

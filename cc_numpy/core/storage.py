@@ -3,6 +3,13 @@
 A file is written to a temporary name in the same folder, flushed to disk and
 then renamed over the target (``os.replace`` is atomic on POSIX and Windows), so
 an interrupted run leaves either the old file or the new one, never half of one.
+
+Reading checks structure and values: :func:`load_npz` refuses anything that is
+not an ``.npz`` archive (or holds pickled objects), :func:`stored_array` one
+array of it (real, finite, the right shape), :func:`load_json` a file that is
+not JSON of the expected kind. Every error is a :class:`CorruptFileError` that
+names the file (and the key). :func:`check_writable` tries a folder before any
+long work is done, so a run never finishes and then fails to save.
 """
 
 import json
@@ -14,15 +21,20 @@ import numpy as np
 
 
 class CorruptFileError(ValueError):
-    """A results or checkpoint file that is missing keys or cannot be read."""
+    """A results or checkpoint file that is missing keys, holds bad values or cannot be read."""
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")                     # a zip with members / an empty zip
+_PICKLE_MAGIC = b"\x80"                                         # pickle protocol 2 and later
 
 
 def _write_atomic(path, write):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -31,10 +43,38 @@ def _write_atomic(path, write):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)                           # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as error:                                    # name the target, never the temporary file
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+def check_writable(folder):
+    """Create ``folder`` if needed and prove a file can be written there (a probe file, then removed).
+
+    Raises OSError naming the folder otherwise; call it before long work whose results go there.
+    """
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OSError(f"cannot write into {folder}: it exists and is not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write into {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def check_writable_file(path):
+    """:func:`check_writable` for the folder of a file about to be written; the path must not be a folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OSError(f"cannot write {path}: it is a folder, a file name is needed")
+    return check_writable(os.path.dirname(os.path.abspath(path)))
 
 
 def save_npz(path, arrays):
@@ -52,15 +92,49 @@ def load_npz(path, required=()):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        reason = "it holds pickled Python objects, which are never loaded" if "pickle" in str(error) else str(error)
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            if not head.startswith(_ZIP_MAGIC):
+                kind = "pickled Python objects, which are never loaded" if head.startswith(_PICKLE_MAGIC) else \
+                    "something else (an .npz file is a zip archive of .npy arrays)"
+                raise CorruptFileError(f"{path} is not an .npz file: it holds {kind}")
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+    except CorruptFileError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError, NotImplementedError) as error:
+        reason = "an array holds pickled Python objects, which are never loaded" if "pickle" in str(error) \
+            else f"{type(error).__name__}: {error}"
         raise CorruptFileError(f"{path} is not a readable .npz file ({reason})") from error
+    strays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if strays:
+        raise CorruptFileError(f"{path} is not a readable .npz file ({strays} are not .npy arrays)")
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it has {sorted(arrays)}")
     return arrays
+
+
+def stored_array(arrays, key, path, shape=None, finite=True):
+    """``arrays[key]`` (from :func:`load_npz` of ``path``) as float64, checked; CorruptFileError otherwise.
+
+    ``shape`` is a tuple of ints or None (any length on that axis), ``()`` for a scalar; ``finite``
+    refuses NaN and infinity. Booleans, complex numbers, strings and missing keys are refused.
+    """
+    if key not in arrays:
+        raise CorruptFileError(f"{path} lacks the array {key!r}; it has {sorted(arrays)}")
+    value = arrays[key]
+    if value.dtype.kind not in "fiu":
+        raise CorruptFileError(f"{path}: {key!r} must hold real numbers, got dtype {value.dtype}")
+    if shape is not None and (value.ndim != len(shape)
+                              or any(s is not None and s != t for s, t in zip(shape, value.shape))):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise CorruptFileError(f"{path}: {key!r} must have shape {want}, got {value.shape}")
+    value = value.astype(np.float64)
+    if finite and not np.all(np.isfinite(value)):
+        raise CorruptFileError(f"{path}: {key!r} holds NaN or infinite values")
+    return value
 
 
 def save_text(path, text):
@@ -74,16 +148,20 @@ def save_json(path, obj):
     _write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
-def load_json(path):
-    """Read JSON; raise CorruptFileError if it cannot be parsed."""
+def load_json(path, expect=None):
+    """Read JSON; raise CorruptFileError if it cannot be parsed or (with ``expect``, e.g. dict) is another kind."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (ValueError, UnicodeDecodeError) as error:
+            value = json.load(handle)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise CorruptFileError(f"{path} is not valid JSON ({error})") from error
+    if expect is not None and not isinstance(value, expect):
+        kind = {dict: "an object {…}", list: "a list […]"}.get(expect, expect.__name__)
+        raise CorruptFileError(f"{path} must hold {kind}, got JSON {type(value).__name__}")
+    return value
 
 
 def _to_builtin(value):

@@ -1,12 +1,16 @@
 """Input checks shared by every public function.
 
-Each checker either returns the (possibly converted) value or raises a
-``ValueError`` / ``TypeError`` whose message says what was given and what is
-allowed. The command line turns these errors into a one-line message and exit
-code 2.
+Each checker either returns the (possibly converted) value or raises an error
+whose message says what was given and what is allowed: ``TypeError`` for the
+wrong kind of object (a list where an array is expected, a float where an int
+is), ``ValueError`` for a value out of range. The command line turns
+``ValueError`` into a one-line ``error:`` and exit code 2; it only ever passes
+values of the right type, so a ``TypeError`` there is a bug and keeps its
+traceback.
 """
 
 import numbers
+import os
 
 import numpy as np
 
@@ -102,10 +106,82 @@ def check_square(M, name="M"):
 
 def check_mlp_weights(W_in, W_out):
     """Return W_in (d_mlp, n) and W_out (n, d_mlp) as float64 arrays, or raise if they do not fit together."""
-    check_array(W_in, "W_in", ndim=2)
+    check_matrix(W_in, "W_in")
     d_mlp, n = W_in.shape
     check_array(W_out, "W_out", ndim=2)
     if W_out.shape != (n, d_mlp):
         raise ValueError(f"W_out must have shape (n, d_mlp) = ({n}, {d_mlp}) to match W_in of shape "
                          f"(d_mlp, n) = {W_in.shape}, got {W_out.shape}")
     return np.asarray(W_in, dtype=np.float64), np.asarray(W_out, dtype=np.float64)
+
+
+def check_matrix(A, name):
+    """Return ``A`` as a finite, non-empty, 2-D float64 array."""
+    check_array(A, name, ndim=2)
+    if A.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {A.shape}")
+    return np.asarray(A, dtype=np.float64)
+
+
+def check_mixing(M, sigma, n):
+    """Validate the label mixing (M, σ) for n features; return ``(M as float64 or None, σ)``.
+
+    M None means clean labels, which needs σ = 0.
+    """
+    sigma = check_float(sigma, "sigma")
+    if M is None:
+        if sigma != 0.0:
+            raise ValueError(f"sigma={sigma} was given but M is None; pass an (n, n) = ({n}, {n}) "
+                             "mixing matrix M, or sigma=0.0 for clean labels")
+        return None, sigma
+    M = check_square(M)
+    if M.shape != (n, n):
+        raise ValueError(f"M must have shape (n, n) = ({n}, {n}), got {M.shape}")
+    return M, sigma
+
+
+def check_enough_active(p, slots, name="p", what="a batch", minimum=1.0):
+    """Refuse a p so small that ``slots`` Bernoulli(p) entries hold fewer than ``minimum`` actives on average.
+
+    ``slots`` is the number of entries drawn (e.g. batch_size · n); ``what`` names them in the message.
+    """
+    expected = p * slots
+    if expected < minimum:
+        raise ValueError(f"{name} = {p:g} is too small for {what}: {slots:g} entries would hold {expected:.3g} "
+                         f"active features on average (at least {minimum:g} needed); allowed: "
+                         f"{name} in [{minimum / slots:.3g}, 1]")
+    return p
+
+
+def physical_memory():
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+MEMORY_FRACTION = 0.5     # refuse a job whose estimate exceeds this share of physical memory
+
+
+def check_memory(parts, what="this run"):
+    """Refuse before allocating when the estimated bytes exceed ``MEMORY_FRACTION`` of physical memory.
+
+    ``parts`` maps a name (a flag, e.g. '--steps') to the bytes it is estimated to cost; the message
+    names the largest part.
+    """
+    total = sum(parts.values())
+    available = physical_memory()
+    if available is None or total <= MEMORY_FRACTION * available:
+        return total
+    name, largest = max(parts.items(), key=lambda item: item[1])
+    raise ValueError(f"{what} would need about {_bytes(total)}, more than {MEMORY_FRACTION:.0%} of this "
+                     f"machine's {_bytes(available)} of memory, {_bytes(largest)} of it for {name}: lower {name}")
+
+
+def _bytes(count):
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} EB"

@@ -29,10 +29,13 @@ def jobs(scale, seeds):
 
 
 def first_above_naive(sigmas, values):
-    """The first σ past the minimum where L/p rises above 1/12, linearly interpolated (None if never)."""
+    """The first σ past the minimum where L/p rises from ≤ 1/12 to above it, linearly interpolated.
+
+    None if the curve never crosses there (e.g. it never dipped below 1/12).
+    """
     best = int(np.argmin(values))
     for i in range(best + 1, len(sigmas)):
-        if values[i] > NAIVE:
+        if values[i - 1] <= NAIVE < values[i]:
             t = (NAIVE - values[i - 1]) / (values[i] - values[i - 1])
             return float(sigmas[i - 1] + t * (sigmas[i] - sigmas[i - 1]))
     return None

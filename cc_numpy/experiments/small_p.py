@@ -40,7 +40,8 @@ def analyse(result, scale, seed):
     for label, (M_opt, sigma_opt) in {"clean": (None, 0.0), "mixed": (M, sigma)}.items():
         found = small_p.optimise_small_p(n, d_mlp, M=M_opt, sigma=sigma_opt, rng=rng,
                                          n_restarts=scale["optimise_restarts"], maxiter=scale["optimise_maxiter"])
-        optimum[label] = {"loss_over_p": found["loss"], "lower_bound": found["lower_bound"]}
+        optimum[label] = {"loss_over_p": found["loss"], "lower_bound": found["lower_bound"],
+                          "joint_lower_bound": small_p.small_p_joint_lower_bound(n, d_mlp, M_opt, sigma_opt)}
     return {"sigma": sigma, "n": n, "d_mlp": d_mlp, "exact": exact, "monte_carlo": estimate,
             "monte_carlo_stderr": error, "sampled": at_p(result, TRAIN_P)[0], "optimum": optimum}
 
@@ -51,7 +52,8 @@ def numbers(results, scale, seeds):
     for key in ("sigma", "n", "d_mlp", "exact", "monte_carlo", "monte_carlo_stderr", "sampled"):
         out[key] = [entry[key] for entry in per_seed]                          # lists over seeds
     out["optimum"] = {label: {key: [entry["optimum"][label][key] for entry in per_seed]
-                              for key in ("loss_over_p", "lower_bound")} for label in ("clean", "mixed")}
+                              for key in ("loss_over_p", "lower_bound", "joint_lower_bound")}
+                      for label in ("clean", "mixed")}
     return out
 
 
@@ -70,7 +72,10 @@ def plot(numbers, path):
                       capsize=4)
         for i, label in ((3, "clean"), (4, "mixed")):
             axis.plot(np.full(len(numbers["seeds"]), i), numbers["optimum"][label]["lower_bound"], "r_",
-                      markersize=18, label="Eckart–Young lower bound" if label == "clean" else None)
+                      markersize=18, label="Eckart–Young lower bound (each sign)" if label == "clean" else None)
+        if "joint_lower_bound" in numbers["optimum"]["mixed"]:    # equals the separate bound on clean labels
+            axis.plot(np.full(len(numbers["seeds"]), 4), numbers["optimum"]["mixed"]["joint_lower_bound"], "m_",
+                      markersize=18, label="joint Eckart–Young bound (shared W_out)")
         plotting.naive_line(axis, numbers["naive"])
         axis.set_xticks(range(len(bars)))
         axis.set_xticklabels([name for name, _, _ in bars], fontsize=7)

@@ -17,18 +17,28 @@ PAPER = {
     "eigen_steps": 20_000, "regime_ps": [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
     "low_ranks": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100], "snmf_iter": 3000,
     "optimise_restarts": 4, "optimise_maxiter": 5000, "io_points": 41, "learned_sigma_steps": 10_000,
+    "widths": [100, 150, 200, 300, 500, 700, 1000, 2000, 5000, 10000], "orthonormal_widths": [100, 1000],
+    "best_train_p": 0.001, "best_steps": 10_000, "best_sigma_stride": 2, "best_restarts": 2,
+    "phase_sigma_points": 15, "phase_p_points": 10, "phase_steps": 10_000, "phase_seeds": 1,
 }
 QUICK = dict(PAPER, seeds=1, steps=1500, eval_points=10, sigma_points=9, target_stderr=1e-3,
              min_samples=20_000, max_samples=1_000_000, eigen_steps=3000,
              regime_ps=[0.001, 0.01, 0.1, 1.0], low_ranks=[10, 50, 100], snmf_iter=1000,
-             optimise_restarts=1, optimise_maxiter=500, io_points=21, learned_sigma_steps=5000)
+             optimise_restarts=1, optimise_maxiter=500, io_points=21, learned_sigma_steps=5000,
+             widths=[100, 300, 1000, 3000], orthonormal_widths=[100, 1000],
+             best_steps=600, best_sigma_stride=1, best_restarts=1, phase_sigma_points=5, phase_p_points=4,
+             phase_steps=600)
 TEST = dict(PAPER, seeds=1, steps=40, batch_size=256, eval_points=3, sigma_points=3, target_stderr=None,
             min_samples=2000, max_samples=2000, eigen_steps=40, regime_ps=[0.01, 1.0],
             low_ranks=[10], snmf_iter=20, optimise_restarts=1, optimise_maxiter=20, io_points=5,
-            learned_sigma_steps=40)
+            learned_sigma_steps=40, widths=[100, 200], orthonormal_widths=[100],
+            best_steps=40, best_sigma_stride=1, best_restarts=1, phase_sigma_points=2, phase_p_points=2,
+            phase_steps=40)
 SCALES = {"paper": PAPER, "quick": QUICK, "test": TEST}
 _WHOLE = ("seeds", "steps", "batch_size", "eval_points", "sigma_points", "min_samples", "max_samples",
-          "eigen_steps", "snmf_iter", "optimise_restarts", "optimise_maxiter", "io_points", "learned_sigma_steps")
+          "eigen_steps", "snmf_iter", "optimise_restarts", "optimise_maxiter", "io_points", "learned_sigma_steps",
+          "best_steps", "best_sigma_stride", "best_restarts", "phase_sigma_points", "phase_p_points",
+          "phase_steps", "phase_seeds")
 
 
 def make_scale(base="paper", **overrides):

@@ -1,0 +1,85 @@
+"""Loss and gradients of K models from batch statistics, never forming the (B, n) output.
+
+One model: ŷ = W_out a with a = ReLU(W_in x) (rows as samples: a is (B_nz, d_mlp)) and labels
+y = r + x Tᵀ (``batch.py``). Write P = W_outᵀW_out, A = aᵀa (d_mlp × d_mlp) and
+C = yᵀa = rᵀa + T xᵀa (n × d_mlp). With c = 2 / (B n):
+
+    B n L     = ⟨P, A⟩ − 2 ⟨W_out, C⟩ + ‖y‖²        ‖y‖² = ‖r‖² + 2 ⟨T, rᵀx⟩ + ⟨TᵀT, xᵀx⟩
+    ∂L/∂W_out = c (W_out A − C)                      (= c (ŷ − y)ᵀ a)
+    ∂L/∂h     = c (a P − y W_out) ⊙ 1[h > 0]         (= c (ŷ − y) W_out ⊙ ReLU'(h))
+    ∂L/∂W_in  = (xᵀ ∂L/∂h)ᵀ
+    ∂L/∂s     = c (⟨M, rᵀx⟩ + ⟨NᵀM, xᵀx⟩ + s ⟨MᵀM, xᵀx⟩ − ⟨W_out, M xᵀa⟩)    for T = N + s M
+
+The biggest products are aᵀa and a P, (B_nz × d_mlp × d_mlp) each, against three
+(B_nz × n × d_mlp) products of the plain path; every product with y is a sparse product.
+
+Batching. Each per-model dense product is one ``np.matmul`` over the leading K axis (NumPy
+calls the same BLAS routine on every 2-D slice), each product with the batch puts the K
+models side by side as columns (a sparse product sums every output element in the same
+order whatever the column count) and each per-model sum is a BLAS dot over that model's
+own block. So a model's numbers are bit for bit the same whichever models share its batch.
+"""
+
+import numpy as np
+
+
+def dots(X, Y):
+    """⟨X_k, Y_k⟩ for every k: (K, ...) and (K, ...) -> (K,), one BLAS dot per model."""
+    K = X.shape[0]
+    return np.matmul(X.reshape(K, 1, -1), Y.reshape(K, -1, 1))[:, 0, 0]
+
+
+def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s):
+    """Loss and gradients of K MLPs ŷ = W_out ReLU(W_in x) on one shared batch.
+
+    Parameters
+    ----------
+    batch : ``batch.SharedBatch``.
+    W_in : (K, d_mlp, n).   W_out : (K, n, d_mlp).
+    labels : from :func:`label_stacks` (the models' N and M).
+    s : (K,) the label scale |σ| of each model.
+    learn_s : also return ∂L/∂s under "s".
+
+    Returns
+    -------
+    loss : (K,)   grads : {"W_in": (K, d_mlp, n), "W_out": (K, n, d_mlp)[, "s": (K,)]}
+    """
+    K, n, d_mlp = W_out.shape
+    scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
+    T = labels["N"] + s[:, None, None] * labels["M"]                         # (K, n, n)  T = N + s M
+    h = batch.inputs_times(W_in.transpose(0, 2, 1))                          # (B_nz, K, d_mlp)  h = x W_inᵀ
+    active = h > 0                                                           # (B_nz, K, d_mlp)  1[h > 0]
+    a = h * active                                                           # (B_nz, K, d_mlp)  a = ReLU(h)
+    a_k = a.transpose(1, 0, 2)                                               # (K, B_nz, d_mlp) view
+    A = np.matmul(a_k.transpose(0, 2, 1), a_k)                               # (K, d_mlp, d_mlp)  A = aᵀa
+    P = np.matmul(W_out.transpose(0, 2, 1), W_out)                           # (K, d_mlp, d_mlp)  P = W_outᵀW_out
+    d_a = np.empty_like(a)                                                   # (B_nz, K, d_mlp)
+    np.matmul(a_k, P, out=d_a.transpose(1, 0, 2))                            # ŷ W_out = a P
+    TW = np.matmul(T.transpose(0, 2, 1), W_out)                              # (K, n, d_mlp)  Tᵀ W_out
+    d_a -= batch.times(batch.signed, np.concatenate([TW, TW + W_out], axis=1))  # − y W_out = − x± [TᵀW; W + TᵀW]
+    d_a *= active                                                            # ∂L/∂h / c = (ŷ − y) W_out ⊙ 1[h > 0]
+    S_h = batch.transposed_times(batch.signed_T, d_a)                        # (K, 2n, d_mlp)  x±ᵀ ∂h
+    d_W_in = scale * (S_h[:, :n] + S_h[:, n:]).transpose(0, 2, 1)            # (K, d_mlp, n)   c (xᵀ ∂h)ᵀ
+    S_a = batch.transposed_times(batch.signed_T, a)                          # (K, 2n, d_mlp)  x±ᵀ a
+    xa = S_a[:, :n] + S_a[:, n:]                                             # (K, n, d_mlp)   xᵀa
+    C = S_a[:, n:] + np.matmul(T, xa)                                        # (K, n, d_mlp)   C = yᵀa = rᵀa + T xᵀa
+    d_W_out = scale * (np.matmul(W_out, A) - C)                              # (K, n, d_mlp)   c (W_out A − C)
+    G = np.matmul(labels["stack"], batch.RQ.T)                               # (K, 5, 2)  ⟨N|M|NᵀN|NᵀM|MᵀM, R|Q⟩
+    y_sq = (batch.rr + 2 * G[:, 0, 0] + 2 * s * G[:, 1, 0]                   # ‖y‖² = ‖r‖² + 2⟨T, R⟩ + ⟨TᵀT, Q⟩
+            + G[:, 2, 1] + 2 * s * G[:, 3, 1] + s * s * G[:, 4, 1])
+    loss = (dots(P, A) - 2 * dots(W_out, C) + y_sq) * (scale / 2)            # (K,)  L = (...) / (B n)
+    grads = {"W_in": d_W_in, "W_out": d_W_out}
+    if learn_s:                                                              # ∂T/∂s = M
+        grads["s"] = scale * (G[:, 1, 0] + G[:, 3, 1] + s * G[:, 4, 1]
+                              - dots(W_out, np.matmul(labels["M"], xa)))
+    return loss, grads
+
+
+def label_stacks(N, M, dtype):
+    """The fixed label matrices of K models: N, M (K, n, n) and, for the loss value,
+    "stack" (K, 5, n²) = [N, M, NᵀN, NᵀM, MᵀM] flattened."""
+    N, M = np.asarray(N, dtype=np.float64), np.asarray(M, dtype=np.float64)
+    K, n, _ = N.shape
+    Nt = N.transpose(0, 2, 1)
+    stack = np.stack([N, M, Nt @ N, Nt @ M, M.transpose(0, 2, 1) @ M], axis=1).reshape(K, 5, n * n)
+    return {"N": N.astype(dtype), "M": M.astype(dtype), "stack": stack.astype(dtype)}
