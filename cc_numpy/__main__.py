@@ -276,10 +276,10 @@ def run_train(args):
     except KeyboardInterrupt:
         raise _Interrupted(_checkpoint_note(checkpoint, config["steps"])) from None
     if not all(np.all(np.isfinite(result[k])) for k in ("W_E", "W_in", "W_out", "sigma") if k in result):
-        from .core.train import _divergence_hint
+        from .core.config import divergence_hint
 
         raise NonFiniteLossError("training diverged in its last steps: the trained weights are not finite; "
-                                 + _divergence_hint(config, False))
+                                 + divergence_hint(config, False))
     sigma = float(result["sigma"])
     metrics = {"config": job["config"], "seconds": float(result["seconds"]), "sigma": sigma,
                "final_loss_over_p_running": float(np.mean(result["history"][-100:]) / config["p"])}

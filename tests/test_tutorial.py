@@ -126,6 +126,9 @@ def test_pending_list_is_current():
 
 # ----------------------------------------------------------------------------- 3. named functions exist
 
+FILE_SUFFIXES = {"py", "npz", "json", "png", "md", "txt"}
+
+
 def named_attributes(text, modules):
     """(module, attribute) for every `module.attribute` written in code spans or fences of ``text``.
 
@@ -143,7 +146,7 @@ def named_attributes(text, modules):
     code += INLINE_CODE.findall(FENCE.sub("", text))
     for span in code:
         for module, attribute in pattern.findall(span):
-            if attribute != "py":                       # `data.py` is a file, not an attribute
+            if attribute not in FILE_SUFFIXES:          # `data.py`, "checkpoint.npz" are files, not attributes
                 names.add((by_name[module], attribute))
     return names
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..core import data, optim
 from ..core.runtime import keep_freed_memory, single_blas_thread
-from ..core.train import (NonFiniteLossError, _divergence_hint, _resume, _save_checkpoint, build_run,
-                          make_config, set_initial_weights)
+from ..core.checkpoint import resume, save_checkpoint
+from ..core.config import NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
 from .batch import SharedBatch
 from .statistics import label_stacks, mlp_loss_and_grads
 
@@ -154,7 +154,7 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
     checkpoint_config = first if K == 1 else {"steps": steps, "models": stack.configs}
     start_step = 0
     if checkpoint_path is not None:
-        start_step = _resume(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
+        start_step = resume(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
                              history, sigma_history)
     running, t0 = None, time.perf_counter()
     last_time, last_step = t0, start_step
@@ -164,7 +164,7 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
             k = int(np.flatnonzero(~np.isfinite(loss))[0])
             which = "" if K == 1 else f" (model {k} of {K})"
             raise NonFiniteLossError(f"training diverged: the loss became {loss[k]} at step {step}{which}; "
-                                     + _divergence_hint(stack.configs[k], fine_tuning[k]))
+                                     + divergence_hint(stack.configs[k], fine_tuning[k]))
         history[step], sigma_history[step] = loss, sigma
         running = loss if running is None else 0.99 * running + 0.01 * loss
         done = step + 1
@@ -173,7 +173,7 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
             progress(done, steps, running / p, (done - last_step) / max(now - last_time, 1e-12))
             last_time, last_step = now, done
         if checkpoint_path is not None and done % checkpoint_every == 0 and done < steps:
-            _save_checkpoint(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
+            save_checkpoint(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
                              history, sigma_history, done)
     seconds = time.perf_counter() - t0
     return [_result(stack, k, history[:, k], sigma_history[:, k], seconds, steps - start_step) for k in range(K)]

@@ -32,7 +32,7 @@ import numpy as np
 from ..core.storage import CorruptFileError, load_npz, save_npz
 
 CACHE_VERSION = 2          # the layout of a cached result
-NUMERICS_VERSION = 2       # bump whenever a change to training or evaluation alters any result's bits
+NUMERICS_VERSION = 3       # bump whenever a change to training or evaluation alters any result's bits
 EVAL_DEFAULTS = {"task": None, "target_stderr": 3e-4, "min_samples": 20_000, "max_samples": 4_000_000}
 
 
