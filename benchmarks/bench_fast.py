@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 from cc_numpy.core import data, mlp, optim, residual, runtime, train
-from cc_numpy.fast import train_batched
-from cc_numpy.fast.batch import SharedBatch
+from cc_numpy.core.fast import train_batched
+from cc_numpy.core.fast.batch import SharedBatch
 
 clock = time.perf_counter                  # --cpu: time.process_time, the CPU time this process got
 

@@ -202,7 +202,7 @@ def add_train_parser(commands):
                         help=f"kind of the unscaled M for the mixed task (default: {D['mixing']})")
     parser.add_argument("--rank", type=_positive_int, default=None, help="rank of a low-rank M (default: n)")
     parser.add_argument("--sigma", type=_finite_float, default=None,
-                        help=f"fixed mixing scale σ of the mixed task (default: {D['sigma']})")
+                        help=f"fixed mixing strength σ of the mixed task (default: {D['sigma']})")
     parser.add_argument("--learn-sigma", action="store_true",
                         help="train σ with the weights (starts at --sigma-init; the labels use |σ|)")
     parser.add_argument("--sigma-init", type=_finite_float, default=None,
@@ -220,7 +220,7 @@ def add_train_parser(commands):
     parser.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"],
                         help="training precision (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=D["engine"],
-                        help="'plain': the dense teaching loop; 'fast': the batched trainer of cc_numpy/fast "
+                        help="'plain': the dense teaching loop; 'fast': the batched trainer of cc_numpy/core/fast "
                              "(default: %(default)s)")
     parser.add_argument("--embedding", choices=EMBEDDINGS, default=D["embedding"],
                         help="W_E of the residual model (and of the embedding mixing kinds): 'gaussian' (unit-norm "
@@ -243,10 +243,12 @@ def run_train(args):
     import numpy as np
 
     from .core.evaluate import MIN_EXPECTED_ACTIVE
+    from .analyses.baselines import naive_loss_over_p
     from .core.runs import save_run
     from .core.storage import check_writable
     from .core.train import make_config
     from .core.validate import check_enough_active
+    from .core.config import WEIGHT_KEYS
     from .pipeline.jobs import make_job, run_job
 
     _check_train_flags(args)
@@ -288,8 +290,8 @@ def run_train(args):
                       "stderr": float(result["eval_stderr"][0]), "n_samples": int(result["eval_n_samples"][0])}
         metrics["evaluation"] = evaluation
         print(f"L/p at p = {config['p']}: {evaluation['loss_over_p']:.5f} ± {evaluation['stderr']:.5f} "
-              f"({evaluation['n_samples']} samples); naive 1/12 = {1 / 12:.5f}")
-    params = {k: result[k] for k in ("W_E", "W_in", "W_out") if k in result}
+              f"({evaluation['n_samples']} samples); clean-label naive {naive_loss_over_p(config['n'], config['d_mlp']):.5f}")
+    params = {k: result[k] for k in WEIGHT_KEYS if k in result}
     save_run(args.out, params, result.get("M"), sigma, metrics, result["history"], result.get("sigma_history"))
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
@@ -311,7 +313,9 @@ def add_evaluate_parser(commands):
                              "when --max-samples is reached first)")
     parser.add_argument("--max-samples", type=_whole_number_at_least(2), default=20_000_000,
                         help="the cap on samples per p with --target-stderr (default: %(default)s)")
-    parser.add_argument("--seed", type=_non_negative_int, default=1, help="evaluation seed (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative_int, default=None,
+                        help="seed of the evaluation stream (default: the run's training seed, so that the "
+                             "evaluation `train` made is reproduced)")
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     parser.set_defaults(func=run_evaluate, flags=EVALUATE_FLAGS)
 
@@ -319,6 +323,8 @@ def add_evaluate_parser(commands):
 def run_evaluate(args):
     import numpy as np
 
+    from .analyses.baselines import naive_loss_over_p
+    from .core.data import random_streams
     from .core.evaluate import MIN_EXPECTED_ACTIVE, loss_over_p
     from .core.runs import load_run
     from .core.storage import check_writable_file, save_json
@@ -338,14 +344,16 @@ def run_evaluate(args):
               "this evaluation")
     if args.out:
         check_writable_file(args.out)
-    rng = np.random.default_rng(args.seed)
+    seed = metrics["config"].get("seed", 0) if args.seed is None else args.seed
+    rng = random_streams(seed)["eval"]                          # the named stream every evaluation uses
     rows = [loss_over_p(params, p, rng, task=task, M=M, sigma=sigma, n_samples=args.samples,
                         target_stderr=args.target_stderr, max_samples=cap) for p in args.p]
     for row in rows:
         if not np.isfinite(row["loss_over_p"]):
             raise ValueError(f"L/p at p = {row['p']:g} is {row['loss_over_p']}: the weights in {args.run} are "
                              "too large for float64 (the outputs overflow)")
-    print(f"{'p':>10s} {'L/p':>10s} {'stderr':>10s} {'samples':>10s}   (task {task}, naive 1/12 = {1 / 12:.5f})")
+    print(f"{'p':>10s} {'L/p':>10s} {'stderr':>10s} {'samples':>10s}   (task {task}, clean-label naive "
+          f"{naive_loss_over_p(n, params['W_in'].shape[0]):.5f})")
     for row in rows:
         print(f"{row['p']:10.4g} {row['loss_over_p']:10.5f} {row['stderr']:10.5f} {row['n_samples']:10d}")
     for row in rows:
@@ -461,7 +469,7 @@ def add_snmf_parser(commands):
         description="Factorise the target I + σM (or the authors' I + σMᵀ) as W_out W_in with W_in ≥ 0 by "
                     "semi-NMF and write it like a trained run: weights.npz (W_in, W_out, M, sigma), metrics.json.")
     parser.add_argument("--mixing", choices=MIXING_KINDS, default="asymmetric", help="kind of M (default: %(default)s)")
-    parser.add_argument("--sigma", type=_finite_float, default=0.01, help="mixing scale σ (default: %(default)s)")
+    parser.add_argument("--sigma", type=_finite_float, default=0.01, help="mixing strength σ (default: %(default)s)")
     parser.add_argument("--target", choices=("ours", "authors"), default="ours",
                         help="ours: I + σM; authors: I + σMᵀ (default: %(default)s)")
     parser.add_argument("--rank", type=_positive_int, default=None, help="rank of a low-rank M")
@@ -475,12 +483,12 @@ def add_snmf_parser(commands):
 
 
 def run_snmf(args):
-    import numpy as np
 
     from .analyses.baselines import snmf_baseline
     from .core.data import mixing_matrix, random_streams
     from .core.runs import save_run
     from .analyses.small_p import small_p_loss
+    from .analyses.baselines import naive_loss_over_p
 
     from .core.storage import check_writable
 
@@ -493,10 +501,10 @@ def run_snmf(args):
                "--iterations": 40 * args.iterations}, "this factorisation")
     check_writable(args.out)
     M = mixing_matrix(args.mixing, args.n, random_streams(args.seed)["matrix"], rank=args.rank)
-    built = snmf_baseline(M, args.sigma, np.random.default_rng([args.seed, 17]), d_mlp=args.d_mlp,
+    built = snmf_baseline(M, args.sigma, random_streams(args.seed)["analysis"], d_mlp=args.d_mlp,
                           target=args.target, max_iter=args.iterations)
     params = {"W_in": built["W_in"], "W_out": built["W_out"]}
-    naive = (args.n - args.d_mlp) / (6 * args.n)
+    naive = naive_loss_over_p(args.n, args.d_mlp)
     metrics = {"mixing": args.mixing, "sigma": args.sigma, "target": args.target, "seed": args.seed,
                "config": {"task": "mixed"}, "iterations": args.iterations,
                "small_p_loss_over_p": float(built["small_p_loss_over_p"]),

@@ -12,6 +12,7 @@ import numpy as np
 
 from .experiments import EXPERIMENTS
 from .pipeline.claims import PAPER_ID, judge
+from .pipeline.scale import is_full
 from .core.storage import save_text
 
 PAPERS = ("Bhagat, Molas-Medina, Giglemiani, Heimersheim, *Compressed Computation is (probably) not Computation "
@@ -21,14 +22,19 @@ PAPERS = ("Bhagat, Molas-Medina, Giglemiani, Heimersheim, *Compressed Computatio
 
 
 def rows(numbers, full_scale):
-    """(claims, checks): judged rows of every experiment present in ``numbers``, each with its figure."""
+    """(claims, checks): judged rows of every experiment present in ``numbers``, each with its figure.
+
+    An experiment's numbers say at which scale they were made (``_run``, written by ``reproduce``);
+    without that, ``full_scale`` decides whether claims that need the paper's scale are judged.
+    """
     claims, checks = [], []
     for name, module in EXPERIMENTS.items():
         if name not in numbers:
             continue
+        own_scale = numbers[name].get("_run", {}).get("full_scale", full_scale)
         for target, table in ((claims, module.CLAIMS), (checks, module.CHECKS)):
             for row in table:
-                target.append(dict(judge(row, numbers[name], full_scale), figure=f"{name}.png"))
+                target.append(dict(judge(row, numbers[name], own_scale), figure=f"{name}.png"))
     return claims, checks
 
 
@@ -52,7 +58,7 @@ def write_report(path, numbers, scale, scale_name, seeds, workers, seconds, trai
     """
     import scipy
 
-    full_scale = scale_name == "paper"
+    full_scale = is_full(scale)
     claims, checks = rows(numbers, full_scale)
     lines = ["# cc_numpy reproduction report", "",
              f"Scale: **{scale_name}**; seeds {', '.join(map(str, seeds))}; {workers} worker(s); "
@@ -60,7 +66,9 @@ def write_report(path, numbers, scale, scale_name, seeds, workers, seconds, trai
              + (f" ({trainings['computed']} of {trainings['total']} trainings computed in this run, the rest from "
                 "the cache)." if trainings else "."), ""]
     if earlier:
-        lines += [f"Rows of {', '.join(earlier)} come from an earlier run in this folder.", ""]
+        runs = [f"{name} ({numbers[name].get('_run', {}).get('scale_name', 'unknown')} scale, seeds "
+                f"{', '.join(map(str, numbers[name].get('_run', {}).get('seeds', [])))})" for name in earlier]
+        lines += [f"Rows of {'; '.join(runs)} come from an earlier run in this folder, judged at their own scale.", ""]
     if not full_scale:
         lines += ["This is a reduced-scale run: it shows every figure's story, and claims that need the paper's "
                   "training length are shown but not judged. Run `python -m cc_numpy reproduce` for the verdicts.", ""]

@@ -23,8 +23,8 @@ import time
 from .core.storage import save_json
 from .core.validate import check_int
 from .experiments import EXPERIMENTS, Results, resolve
-from .pipeline.jobs import JobCache, job_key, run_jobs
-from .pipeline.scale import make_scale, seeds as scale_seeds
+from .pipeline.jobs import JobCache, job_cost, job_key, run_jobs
+from .pipeline.scale import is_full, make_scale, seeds as scale_seeds
 from .report import rows as report_rows, write_report
 
 
@@ -36,22 +36,16 @@ def _describe(job):
     return " ".join(parts + [f"p={c['p']:g}", f"seed {c['seed']}"])
 
 
-def _job_cost(job):
-    """A rough relative cost: steps, heavier at dense p (more non-empty rows) and for the residual model."""
-    c = job["config"]
-    return c["steps"] * (1.0 + 4.0 * (1.0 - (1.0 - c["p"]) ** c["n"])) * (2.0 if c["model"] == "residual" else 1.0)
-
-
 class Progress:
     """Prints which experiment is running, trainings done of total, and the estimated time left."""
 
     def __init__(self, owners, pending, stream):
         self.owners, self.stream = owners, stream
         self.start = time.perf_counter()
-        self.cost_done, self.cost_total = 0.0, sum(_job_cost(job) for job in pending) or 1.0
+        self.cost_done, self.cost_total = 0.0, sum(job_cost(job) for job in pending) or 1.0
 
     def __call__(self, done, total, job, seconds):
-        self.cost_done += _job_cost(job)
+        self.cost_done += job_cost(job)
         elapsed = time.perf_counter() - self.start
         left = max(elapsed * (self.cost_total - self.cost_done) / max(self.cost_done, 1e-9), 0.0)
         owner = ", ".join(sorted(self.owners.get(job_key(job), {"?"})))
@@ -90,6 +84,7 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
         scale_name = scale if isinstance(scale, str) else "custom"
     scale = make_scale(scale) if isinstance(scale, str) else scale
     names = list(EXPERIMENTS) if only is None else [resolve(n) for n in ([only] if isinstance(only, str) else only)]
+    names = list(dict.fromkeys(names))                          # each experiment once, in the order given
     workers, first_seed = check_int(workers, "workers"), check_int(first_seed, "seed", minimum=0)
     seeds = scale_seeds(scale, first_seed)
     cache = JobCache(os.path.join(out_dir, "cache"), report=lambda text: print(text, file=stream))
@@ -105,7 +100,8 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
     for name in names:
         print(f"  analysing {name} …", file=stream, flush=True)
         module = EXPERIMENTS[name]
-        numbers = module.numbers(looked_up, scale, seeds)
+        numbers = dict(module.numbers(looked_up, scale, seeds),
+                       _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
         save_json(os.path.join(out_dir, "numbers", f"{name}.json"), numbers)
         module.plot(numbers, os.path.join(out_dir, "figures", f"{name}.png"))
         everything[name] = numbers
@@ -133,7 +129,7 @@ def _earlier_numbers(out_dir, exclude, stream):
                 report_rows({name: numbers}, full_scale=False)        # readable by this version's claims?
             except CorruptFileError as error:
                 print(f"  skipping {path}: {error}", file=stream, flush=True)
-            except (KeyError, IndexError, TypeError, ValueError):
+            except Exception:                                   # noqa: BLE001  (any old layout: skip, never crash)
                 print(f"  skipping {path}: written by another version of cc_numpy (rerun --only {name})",
                       file=stream, flush=True)
             else:

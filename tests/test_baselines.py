@@ -108,7 +108,7 @@ def test_optimal_offset_minimises_the_loss(p, n, d_mlp):
 
 
 def test_optimal_offset_matches_paper_notes():
-    """PAPER_NOTES (read off a figure, ±0.002): b* ≈ 0.013 at p = 0.1, ≈ 0.019 at p = 1, L/p ≈ 0.053."""
+    """arXiv:2606.14673, Fig. 10 (read off a figure, ±0.002): b* ≈ 0.013 at p = 0.1, ≈ 0.019 at p = 1, L/p ≈ 0.053."""
     b_01, _ = optimal_offset(0.1)
     b_1, loss_1 = optimal_offset(1.0)
     assert abs(b_01 - 0.013) < 0.002 and abs(b_1 - 0.019) < 0.002 and abs(loss_1 - 0.053) < 0.002

@@ -14,7 +14,7 @@ import pytest
 from cc_numpy.experiments import EXPERIMENTS, Results, best_from_m, phase_diagram, run_experiment, sigma_sweep
 from cc_numpy.experiments.snmf_sweep import snmf_sigmas
 from cc_numpy.pipeline.claims import NAIVE, judge
-from cc_numpy.pipeline.jobs import MAX_GROUP, _group_key, job_key, run_jobs
+from cc_numpy.pipeline.jobs import MAX_GROUP, group_key, job_key, run_jobs
 from cc_numpy.pipeline.scale import make_scale, seeds as scale_seeds
 
 NAMES = ("best_from_m", "phase_diagram")
@@ -89,7 +89,7 @@ def test_best_from_m_paper_scale_plan():
     small = best_from_m.small_p_job(paper, 0, "asymmetric", chosen[3])
     assert small["config"]["p"] == 0.001 and small["config"]["steps"] == 105_033      # 10 000 / (1 − 0.999¹⁰⁰)
     # every small-p training of a seed (both kinds, every σ) shares one batch stream
-    group = {_group_key(j) for j in best_from_m.jobs(paper, [0]) if j["config"]["p"] == 0.001}
+    group = {group_key(j) for j in best_from_m.jobs(paper, [0]) if j["config"]["p"] == 0.001}
     assert len(group) == 1
 
 
@@ -103,7 +103,7 @@ def test_phase_grids():
     assert len(jobs) == 15 * 10 * 2 * paper["phase_seeds"] == len({job_key(j) for j in jobs})
     by_stream = {}
     for j in jobs:
-        by_stream.setdefault(_group_key(j), []).append(j)
+        by_stream.setdefault(group_key(j), []).append(j)
     assert len(by_stream) == 10 * paper["phase_seeds"]               # one batched pass per (seed, p)
     assert max(len(members) for members in by_stream.values()) <= MAX_GROUP
     assert len(phase_diagram.jobs(test, [0])) == 2 * 2 * 2

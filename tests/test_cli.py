@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from cc_numpy.core.data import random_streams
 import pytest
 
 from cc_numpy.core import evaluate, runtime, train
@@ -123,7 +125,7 @@ def test_evaluate_prints_a_table_of_loss_over_p(trained_run, tmp_path, capsys):
     rows = [line.split() for line in lines[1:]]
     assert len(rows) == 2
     params, M, sigma, _ = load_run(trained_run)
-    expected = evaluate.loss_over_p_curve(params, [0.05, 0.5], np.random.default_rng(7), task="mixed", M=M,
+    expected = evaluate.loss_over_p_curve(params, [0.05, 0.5], random_streams(7)["eval"], task="mixed", M=M,
                                           sigma=sigma, n_samples=3000)
     for row, p, value, err in zip(rows, expected["p"], expected["loss_over_p"], expected["stderr"]):
         assert float(row[0]) == pytest.approx(p)

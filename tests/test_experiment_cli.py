@@ -32,6 +32,7 @@ def assert_png(path):
 
 # ---------------------------------------------------------------- reproduce and the per-figure commands
 
+@pytest.mark.slow
 def test_reproduce_only_naive_offset_as_a_subprocess(tmp_path):
     out = tmp_path / "base"
     done = subprocess.run([sys.executable, "-m", "cc_numpy", "reproduce", "--only", "naive-offset", "--out", str(out)],
@@ -63,6 +64,7 @@ def test_sigma_sweep_command_at_the_test_scale(tmp_path, capsys):
 
     cached = jobs.run_jobs(sweep_jobs, cache=jobs.JobCache(out / "cache"), progress=never)
     expected = module.numbers(Results({jobs.job_key(j): r for j, r in zip(sweep_jobs, cached)}), TEST, seeds(TEST))
+    assert numbers.pop("_run") == {"scale_name": "test", "full_scale": False, "seeds": seeds(TEST)}
     assert json.dumps(numbers, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert module.CLAIMS[1]["statement"] in (out / "REPORT.md").read_text(encoding="utf-8")
 
@@ -140,7 +142,7 @@ def test_evaluate_works_on_an_snmf_run(snmf_run, capsys):
     assert "task mixed" in lines[0] and len(lines) == 2
     row = lines[1].split()
     params, M, sigma, _ = load_run(out)
-    expected = evaluate.loss_over_p(params, 0.01, np.random.default_rng(1), task="mixed", M=M, sigma=sigma,
+    expected = evaluate.loss_over_p(params, 0.01, random_streams(0)["eval"], task="mixed", M=M, sigma=sigma,
                                     n_samples=2000)
     assert float(row[0]) == pytest.approx(0.01)
     assert row[1] == f"{expected['loss_over_p']:.5f}" and row[2] == f"{expected['stderr']:.5f}"

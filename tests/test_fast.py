@@ -1,4 +1,4 @@
-"""The fast engine (cc_numpy/fast) against the plain teaching path, and batched training.
+"""The fast engine (cc_numpy/core/fast) against the plain teaching path, and batched training.
 
 * one step: the same loss and gradients as ``train.train_step`` (float64, ≤ 1e-10 relative);
 * whole runs: the same trajectory as ``engine='plain'`` (float64 to rounding, float32 to float32 rounding);
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cc_numpy.core import data, evaluate, mlp, residual, train
-from cc_numpy.fast import evaluate as fast_evaluate
-from cc_numpy.fast.batch import SharedBatch
-from cc_numpy.fast.batched import ModelStack, check_shareable, train_batched
+from cc_numpy.core.fast import evaluate as fast_evaluate
+from cc_numpy.core.fast.batch import SharedBatch
+from cc_numpy.core.fast.batched import ModelStack, check_shareable, train_batched
 
 CASES = [dict(model="mlp", task="mixed"), dict(model="mlp", task="clean"), dict(model="mlp", task="residual"),
          dict(model="mlp", task="mixed", learn_sigma=True, sigma_init=-0.05, mixing="symmetric"),
@@ -213,7 +213,7 @@ def test_per_sample_losses_from_statistics_equal_the_plain_ones(model, task, p):
 
 BATCHED = """
 import sys, numpy as np
-from cc_numpy.fast import train_batched
+from cc_numpy.core.fast import train_batched
 runs = train_batched([dict(sigma=s, steps=8, batch_size=1024) for s in (0.01, 0.03)]
                      + [dict(model="mlp", task="clean", steps=8, batch_size=1024)])
 np.savez(sys.argv[1], **{f"{k}_{i}": v for i, run in enumerate(runs) for k, v in run["params"].items()})

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from cc_numpy.core import data, gradcheck, loss, mlp, residual, train
-from cc_numpy.fast.batch import SharedBatch
-from cc_numpy.fast.batched import ModelStack
+from cc_numpy.core.fast.batch import SharedBatch
+from cc_numpy.core.fast.batched import ModelStack
 
 KINK = 1e-3
 TOLERANCE = 1e-7

@@ -84,6 +84,7 @@ def test_the_tutorial_has_chapters_and_scripts():
 
 # ----------------------------------------------------------------------------- 1. the scripts run
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[path.stem for path in SCRIPTS])
 def test_script_runs_in_default_mode(script, tmp_path):
     before = sorted(os.listdir(TUTORIAL))

@@ -1,4 +1,4 @@
-"""Chapter 01: sparse inputs, labels and mixing matrices (cc_numpy/data.py).
+"""Chapter 01: sparse inputs, labels and mixing matrices (cc_numpy/core/data.py).
 
 Run it whole:      python tutorial/01_data.py          (a few seconds)
                    python tutorial/01_data.py --full   (the paper's batch size and n)

@@ -1,4 +1,4 @@
-"""Chapter 02: the simplified model, a bias-free ReLU MLP (cc_numpy/mlp.py).
+"""Chapter 02: the simplified model, a bias-free ReLU MLP (cc_numpy/core/mlp.py).
 
 Run it whole:      python tutorial/02_mlp.py          (a few seconds)
                    python tutorial/02_mlp.py --full   (more samples for the naive-model check)

@@ -1,4 +1,4 @@
-"""Chapter 03: the original CC model, a residual MLP (cc_numpy/residual.py).
+"""Chapter 03: the original CC model, a residual MLP (cc_numpy/core/residual.py).
 
 Run it whole:      python tutorial/03_residual.py          (a few seconds)
                    python tutorial/03_residual.py --full   (timings at the paper's batch of 2048)

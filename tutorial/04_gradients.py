@@ -1,4 +1,4 @@
-"""Chapter 04: the loss and checking every hand-written gradient (cc_numpy/loss.py, cc_numpy/gradcheck.py).
+"""Chapter 04: the loss and checking every hand-written gradient (cc_numpy/core/loss.py, cc_numpy/core/gradcheck.py).
 
 Run it whole:      python tutorial/04_gradients.py          (a few seconds)
                    python tutorial/04_gradients.py --full   (probe every entry, at the paper's n and d_mlp)
@@ -107,7 +107,7 @@ for name, forward, backward in (("literal", residual.forward_literal, residual.b
         print(f"   {name:>13s} ∂L/∂{key}: relative error {error:.2e}")
         check(error < TOLERANCE, f"residual ({name}) ∂L/∂{key} is right")
 
-# %% 6. The gradient of a learned mixing scale σ
+# %% 6. The gradient of a learned mixing strength σ
 print("\n6. loss.sigma_grad: σ enters the labels y = ReLU(x) + |σ| M x, not the model")
 M = data.mixing_matrix("asymmetric", n, np.random.default_rng(6))
 mixed = data.mixing_term(x, M)                                    # M x, (B, n)

@@ -1,4 +1,4 @@
-"""Chapter 05: AdamW and the cosine schedule, as PyTorch runs them (cc_numpy/optim.py).
+"""Chapter 05: AdamW and the cosine schedule, as PyTorch runs them (cc_numpy/core/optim.py).
 
 Run it whole:      python tutorial/05_adamw.py          (a second)
                    python tutorial/05_adamw.py --full   (the paper's 10,000-step schedule)

@@ -1,4 +1,4 @@
-"""Chapter 06: training and evaluation (cc_numpy/train.py, cc_numpy/evaluate.py).
+"""Chapter 06: training and evaluation (cc_numpy/core/train.py, cc_numpy/core/evaluate.py).
 
 Run it whole:      python tutorial/06_training.py          (about five seconds: 1,000 steps per model)
                    python tutorial/06_training.py --full   (the paper's 10,000 steps, about a minute)

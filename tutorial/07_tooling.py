@@ -1,5 +1,5 @@
 """Chapter 07: input checks, files on disk, process settings and the command line
-(cc_numpy/validate.py, cc_numpy/storage.py, cc_numpy/runs.py, cc_numpy/runtime.py, cc_numpy/__main__.py).
+(cc_numpy/core/validate.py, cc_numpy/core/storage.py, cc_numpy/core/runs.py, cc_numpy/core/runtime.py, cc_numpy/__main__.py).
 
 Run it whole:      python tutorial/07_tooling.py          (a few seconds)
                    python tutorial/07_tooling.py --full   (the command-line run uses the paper's 10,000 steps)

@@ -1,4 +1,4 @@
-"""Chapter 08: the mixing matrix hidden in the CC model (cc_numpy/mixing.py).
+"""Chapter 08: the mixing matrix hidden in the CC model (cc_numpy/core/mixing.py).
 
 Run it whole:      python tutorial/08_mixing.py          (about six seconds: 700 steps per model)
                    python tutorial/08_mixing.py --full   (the paper's 10,000 steps per model, about a minute)

@@ -1,4 +1,4 @@
-"""Chapter 09: the baselines every figure is measured against (cc_numpy/baselines.py).
+"""Chapter 09: the baselines every figure is measured against (cc_numpy/analyses/baselines.py).
 
 Run it whole:      python tutorial/09_baselines.py          (a few seconds)
                    python tutorial/09_baselines.py --full   (more Monte Carlo samples, a 9-point σ sweep,
@@ -88,7 +88,7 @@ for p in (0.01, 0.1, 1.0):
     check(abs(grid[int(np.argmin(on_grid))] - b_star) <= grid[1] and
           np.isclose(best, baselines.offset_loss_over_p(b_star, p)), f"b* minimises the exact L/p at p = {p}")
 check(abs(offsets[0.1][0] - 0.013) < 5e-4 and abs(offsets[1.0][0] - 0.019) < 5e-4
-      and abs(offsets[1.0][1] - 0.053) < 5e-4, "PAPER_NOTES: b* ≈ 0.013 at p = 0.1; b* ≈ 0.019 and L/p ≈ 0.053 at p = 1")
+      and abs(offsets[1.0][1] - 0.053) < 5e-4, "the paper (arXiv:2606.14673, Fig. 10): b* ≈ 0.013 at p = 0.1; b* ≈ 0.019 and L/p ≈ 0.053 at p = 1")
 check(1 / 12 - offsets[0.01][1] < 1e-4, "at p = 0.01 the offset gains less than 1e-4: ≈ naive for sparse inputs")
 for p in (0.1, 1.0):
     b_star, best = offsets[p]

@@ -1,4 +1,4 @@
-"""Chapter 10: the neurons live in the top eigenvectors of the mixing matrix (cc_numpy/eigen.py).
+"""Chapter 10: the neurons live in the top eigenvectors of the mixing matrix (cc_numpy/analyses/eigen.py).
 
 Run it whole:      python tutorial/10_eigen.py          (a few seconds: 2,000 training steps)
                    python tutorial/10_eigen.py --full   (the paper's 20,000 steps, under a minute)

@@ -1,4 +1,4 @@
-"""Chapter 11: the exact loss in the sparse limit p → 0, and why clean labels cannot beat 1/12 (cc_numpy/small_p.py).
+"""Chapter 11: the exact loss in the sparse limit p → 0, and why clean labels cannot beat 1/12 (cc_numpy/analyses/small_p.py).
 
 Run it whole:      python tutorial/11_small_p.py          (a few seconds)
                    python tutorial/11_small_p.py --full   (a finer σ grid, longer optimisation and training; about 1.5 minutes)

@@ -1,4 +1,4 @@
-"""Chapter 12: semi-NMF, and an MLP built from the mixing matrix alone (cc_numpy/snmf.py).
+"""Chapter 12: semi-NMF, and an MLP built from the mixing matrix alone (cc_numpy/analyses/snmf.py).
 
 Run it whole:      python tutorial/12_snmf.py          (a few seconds)
                    python tutorial/12_snmf.py --full   (a 9-point σ sweep, 5,000 iterations each; about half a minute)

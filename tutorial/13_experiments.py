@@ -167,7 +167,7 @@ print("\n7. experiments.EXPERIMENTS: modules found on disk, ordered by ORDER; jo
 seeds = scale.seeds(scale.PAPER)
 keys = {}
 for name, module in experiments.EXPERIMENTS.items():
-    listed = jobs._flatten(module.jobs(scale.PAPER, seeds))      # with parents, each key once
+    listed = jobs.ancestors_first(module.jobs(scale.PAPER, seeds))      # with parents, each key once
     keys[name] = {jobs.job_key(j) for j in listed}
     print(f"   {module.ORDER:>3d} {experiments.command_name(name):>17s}: {len(listed):>3d} jobs, "
           f"{sum(j['config']['steps'] for j in listed):>9,d} steps, {len(module.CLAIMS):>2d} claims, "

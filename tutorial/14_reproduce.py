@@ -145,13 +145,11 @@ check(Path(redrawn).read_bytes()[:8] == PNG_MAGIC and not os.path.exists(broken)
 # %% 7. Identical bits: one BLAS thread while training
 print("\n7. runtime.single_blas_thread(): OpenBLAS pinned to one thread while a model trains or is scored")
 before = runtime.blas_thread_counts()
-for set_threads, _ in runtime._openblas_controls():               # as on a machine where BLAS uses two threads
-    set_threads(2)
+runtime.set_blas_threads(2)                                       # as on a machine where BLAS uses two threads
 with runtime.single_blas_thread():
     inside = runtime.blas_thread_counts()
 outside = runtime.blas_thread_counts()
-for (set_threads, _), count in zip(runtime._openblas_controls(), before):
-    set_threads(count)                                            # back to this process's own setting
+runtime.set_blas_threads(before[0])                               # back to this process's own setting
 print(f"   OpenBLAS thread counts (one per loaded OpenBLAS): {outside} outside, {inside} inside the block")
 job = experiments.job(scale.TEST, 0, [0.01], mixing="asymmetric", sigma=0.03)
 ours = jobs.run_job(job)
@@ -168,13 +166,13 @@ check(all(count == 1 for count in inside) and all(count == 2 for count in outsid
       "a process started with OPENBLAS_NUM_THREADS=2 trains and scores the very same bits")
 
 # %% 8. Progress and the time estimate
-print("\n8. reproduce.Progress: trainings done, elapsed time and an estimate from reproduce._job_cost")
+print("\n8. reproduce.Progress: trainings done, elapsed time and an estimate from jobs.job_cost")
 paper = scale.PAPER
 for example in (experiments.sigma_sweep.sweep_job(paper, 0, "asymmetric", 0.03),
                 experiments.sparsity_regimes.regime_job(paper, 0, 0.001),
                 experiments.sparsity_regimes.regime_job(paper, 0, 1.0),
                 experiments.mixing_types.model_job(paper, 0, "residual CC model")):
-    print(f"   cost {reproduce._job_cost(example):>9,.0f}: {reproduce._describe(example)}, "
+    print(f"   cost {jobs.job_cost(example):>9,.0f}: {reproduce._describe(example)}, "
           f"{example['config']['steps']} steps")
 demo = experiments.sigma_sweep.jobs(scale.TEST, [0])[:2]
 progress_log = io.StringIO()

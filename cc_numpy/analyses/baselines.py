@@ -1,6 +1,6 @@
 r"""Baselines for the simplified CC model: naive, naive + offset, SNMF-built MLP.
 
-Notation (column vectors, as in PAPER_NOTES):
+Notation (column vectors, as in the tutorial):
 
     ŷ = W_out ReLU(W_in x),      W_in: d_mlp × n,  W_out: n × d_mlp
     y = ReLU(x) + σ M x          M: n × n  (clean labels: σ = 0)
@@ -107,7 +107,7 @@ to the error instead of removing it.
 import numpy as np
 
 from . import snmf
-from .small_p import small_p_loss
+from .small_p import naive_clean_loss_over_p, small_p_loss
 from ..core.validate import (check_array, check_choice, check_dtype, check_float, check_int, check_mixing,
                               check_probability, check_rng, check_square)
 
@@ -178,7 +178,7 @@ def naive_loss_over_p(n=100, d_mlp=50, M=None, sigma=0.0):
     ----------
     n, d_mlp : ints with 1 ≤ d_mlp ≤ n.
     M : (n, n) unscaled mixing matrix, or None for clean labels.
-    sigma : float, the mixing scale σ (must be 0 when M is None).
+    sigma : float, the mixing strength σ (must be 0 when M is None).
 
     Returns
     -------
@@ -186,7 +186,7 @@ def naive_loss_over_p(n=100, d_mlp=50, M=None, sigma=0.0):
     """
     n, d_mlp = _check_sizes(n, d_mlp)
     M, sigma = check_mixing(M, sigma, n)
-    clean = (n - d_mlp) / (6.0 * n)                             # (n − d_mlp) · (p/6) / (n p)
+    clean = naive_clean_loss_over_p(n, d_mlp)                   # (n − d_mlp) · (p/6) / (n p)
     if M is None:
         return clean
     cross = sigma / (3.0 * n) * float(np.trace(M[d_mlp:, d_mlp:]))   # 2σ M_oo (p/6) / (n p), o > d_mlp

@@ -1,6 +1,6 @@
 r"""The sparse limit p → 0 of the simplified CC model, in closed form.
 
-Model and labels (column-vector notation, as in PAPER_NOTES):
+Model and labels (column-vector notation, as in the tutorial):
 
     ŷ = W_out ReLU(W_in x),      W_in: d_mlp × n,  W_out: n × d_mlp
     y = ReLU(x) + σ M x,         M: n × n  (M = None or σ = 0: clean labels)
@@ -53,7 +53,7 @@ Checks
       L/p → (n − d_mlp)/(6n) + σ/(3n) Σ_{i > d_mlp} M_ii + σ² ‖M‖²_F/(3n).
 
   Clean labels, n = 100, d_mlp = 50: 50/600 = 1/12. With M iid N(0, 1),
-  E‖M‖²_F = n², and the expectation is 1/12 + σ² n/3, as in PAPER_NOTES.
+  E‖M‖²_F = n², and the expectation is 1/12 + σ² n/3. 
 
 * Lower bound (small_p_lower_bound). W_out H⁺ and W_out H⁻ have rank at most
   d_mlp, so by Eckart–Young–Mirsky, for ANY W_in and W_out,
@@ -80,6 +80,14 @@ import numpy as np
 import scipy.optimize
 
 from ..core.validate import check_int, check_mixing, check_mlp_weights, check_rng
+
+
+def naive_clean_loss_over_p(n, d_mlp):
+    """(n − d_mlp)/(6n): L/p of the naive model on clean labels at every p (1/12 for n = 100, d_mlp = 50).
+
+    Each of the n − d_mlp unrepresented outputs misses E[ReLU(x)²] = 1/6 per active feature.
+    """
+    return max(n - d_mlp, 0) / (6.0 * n)
 
 __all__ = [
     "small_p_loss",
@@ -204,14 +212,7 @@ def small_p_lower_bound(n, d_mlp, M=None, sigma=0.0):
     -------
     float
     """
-    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
-    sigma_M = _sigma_M(M, sigma, n)
-    if sigma_M is None:
-        return max(n - d_mlp, 0) / (6.0 * n)         # s_k(I) = 1 for all k
-    s_target = np.linalg.svd(np.eye(n) + sigma_M, compute_uv=False)  # (n,), descending
-    s_mixing = np.linalg.svd(sigma_M, compute_uv=False)               # (n,), descending
-    tail = np.sum(s_target[d_mlp:] ** 2) + np.sum(s_mixing[d_mlp:] ** 2)
-    return float(tail / (6.0 * n))
+    return _eckart_young_floor(n, d_mlp, M, sigma, lambda sigma_M: [np.eye(n) + sigma_M, sigma_M])
 
 
 def small_p_joint_lower_bound(n, d_mlp, M=None, sigma=0.0):
@@ -237,13 +238,17 @@ def small_p_joint_lower_bound(n, d_mlp, M=None, sigma=0.0):
     -------
     float
     """
+    return _eckart_young_floor(n, d_mlp, M, sigma, lambda sigma_M: [np.hstack([np.eye(n) + sigma_M, -sigma_M])])
+
+
+def _eckart_young_floor(n, d_mlp, M, sigma, targets):
+    """(1/(6n)) Σ over ``targets(σM)`` of Σ_{k > d_mlp} s_k(target)²; clean labels: (n − d_mlp)/(6n)."""
     n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
     sigma_M = _sigma_M(M, sigma, n)
     if sigma_M is None:
-        return max(n - d_mlp, 0) / (6.0 * n)         # T = [I 0]: s_k = 1 for all k
-    stacked = np.hstack([np.eye(n) + sigma_M, -sigma_M])                  # T = [I + σM, −σM], (n, 2n)
-    s_stacked = np.linalg.svd(stacked, compute_uv=False)                  # (n,), descending
-    return float(np.sum(s_stacked[d_mlp:] ** 2) / (6.0 * n))
+        return naive_clean_loss_over_p(n, d_mlp)     # s_k(I) = s_k([I 0]) = 1 for all k: the naive model's loss
+    tail = sum(np.sum(np.linalg.svd(target, compute_uv=False)[d_mlp:] ** 2) for target in targets(sigma_M))
+    return float(tail / (6.0 * n))                   # s_k in descending order
 
 
 # --------------------------------------------------------------------------
@@ -335,7 +340,7 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     """Minimise the exact small-p loss with L-BFGS-B from random starts.
 
     Each restart draws W_in (d_mlp, n) uniform in ±√(6/d_mlp) and W_out
-    (n, d_mlp) uniform in ±√(6/n) (the authors' init, PAPER_NOTES) and runs
+    (n, d_mlp) uniform in ±√(6/n) (the authors' initialisation) and runs
     scipy.optimize.minimize(method="L-BFGS-B", jac=True) on
     small_p_loss_and_grad. The loss is piecewise smooth (kinks where an entry
     of W_in crosses 0); L-BFGS-B copes in practice. The best restart is kept.

@@ -5,7 +5,7 @@ value once; :func:`build_run` turns a config into initial weights, the unscaled 
 data stream (``data.random_streams``: the mixing matrix or embedding, the batches and the
 initial weights each have their own stream, so the same seed gives the same arrays bit for
 bit, and a σ sweep reuses one unscaled M). Both training engines (``train.py``'s plain loop
-and ``cc_numpy/fast``) start here.
+and ``cc_numpy/core/fast``) start here.
 """
 
 import numpy as np
@@ -18,6 +18,7 @@ from .validate import (check_array, check_choice, check_dtype, check_enough_acti
 MODELS = ("mlp", "residual")
 ENGINES = ("fast", "plain")
 MODEL_MODULES = {"mlp": mlp, "residual": residual}
+WEIGHT_KEYS = ("W_E",) + mlp.PARAM_KEYS   # the arrays a run keeps: the trained W_in, W_out and the residual model's W_E
 
 DEFAULT_CONFIG = {
     "model": "mlp",           # 'mlp' (simplified) or 'residual' (the CC model)
@@ -38,7 +39,7 @@ DEFAULT_CONFIG = {
     "d": 1000,                # residual stream width (residual model, embedding-like M)
     "embedding": "gaussian",  # W_E: 'gaussian' (unit-norm columns) or 'orthonormal' (QR, M = 0; needs d ≥ n)
     "d_mlp": 50,              # neurons
-    "engine": "fast",         # 'fast' (batch statistics, cc_numpy/fast) or 'plain' (the dense teaching loop)
+    "engine": "fast",         # 'fast' (batch statistics, cc_numpy/core/fast) or 'plain' (the dense teaching loop)
 }
 
 

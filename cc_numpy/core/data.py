@@ -36,6 +36,11 @@ STREAMS = ("matrix", "data", "init", "eval", "analysis")   # one named stream pe
 DENSE_FROM_P = 0.1        # from this p on, sample_batch draws dense arrays (CSR products no longer pay)
 
 
+def nonempty_fraction(p, n):
+    """1 − (1 − p)ⁿ: the fraction of samples with at least one active feature."""
+    return 1.0 - (1.0 - p) ** n
+
+
 def random_streams(seed):
     """Independent generators for the matrices, the data, the initial weights, evaluation and analyses.
 
@@ -157,7 +162,7 @@ def make_labels(x, task, M=None, sigma=0.0):
     task : 'residual' (y = x + ReLU(x)), 'clean' (y = ReLU(x)) or
         'mixed' (y = ReLU(x) + σ M x).
     M : (n, n) unscaled mixing matrix, required for 'mixed'.
-    sigma : float, the mixing scale σ (the labels use it as given).
+    sigma : float, the mixing strength σ (the labels use it as given).
 
     Returns
     -------

@@ -15,6 +15,7 @@ samples and dense p fewer.
 import numpy as np
 
 from . import data, mlp, residual
+from .fast import evaluate as fast_evaluate
 from .runtime import single_blas_thread
 from .validate import check_choice, check_enough_active, check_float, check_int, check_probability, check_rng
 
@@ -85,7 +86,6 @@ def loss_over_p(params, p, rng, task="clean", M=None, sigma=0.0, n_samples=100_0
         budget = max(n_samples, max_samples)
     check_enough_active(p, budget * n, what=f"{budget} samples of {n} features", minimum=MIN_EXPECTED_ACTIVE)
     dtype = params["W_in"].dtype
-    from ..fast import evaluate as fast_evaluate                # ℓ_b from statistics (fast/evaluate.py)
 
     model = fast_evaluate.prepare(params, task, M, sigma)
     total, total_sq, count, active = 0.0, 0.0, 0, 0

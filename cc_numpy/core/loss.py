@@ -2,7 +2,7 @@
 
     L = 1/(B n) Σ_b Σ_o (ŷ_bo − y_bo)²          ∂L/∂ŷ = 2 (ŷ − y) / (B n)
 
-A learned mixing scale σ enters through the labels y = ReLU(x) + |σ| M x, not
+A learned mixing strength σ enters through the labels y = ReLU(x) + |σ| M x, not
 through the model, so its gradient is
 
     ∂L/∂σ = Σ_bo ∂L/∂y_bo · ∂y_bo/∂σ = −sign(σ) Σ_bo (∂L/∂ŷ)_bo (M x)_bo.

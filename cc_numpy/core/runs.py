@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .config import WEIGHT_KEYS
 from .evaluate import check_model_params
 from .data import TASKS
 from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz, stored_array
@@ -20,7 +21,7 @@ from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz,
 
 def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sigma_history=None):
     """Write a run's files into ``out_dir`` (created if needed); return the weights path."""
-    weights = {k: v for k, v in params.items() if k in ("W_E", "W_in", "W_out")}
+    weights = {k: v for k, v in params.items() if k in WEIGHT_KEYS}
     if M is not None:
         weights["M"] = M
         weights["sigma"] = np.array(float(sigma))
@@ -47,7 +48,7 @@ def load_run(path):
     weights_path = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
     arrays = load_npz(weights_path, required=("W_in", "W_out"))
     params = {k: stored_array(arrays, k, weights_path, shape=(None, None))
-              for k in ("W_E", "W_in", "W_out") if k in arrays}
+              for k in WEIGHT_KEYS if k in arrays}
     try:
         n = check_model_params(params)
     except ValueError as error:

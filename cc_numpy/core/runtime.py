@@ -70,7 +70,7 @@ _OPENBLAS_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_n
 @functools.lru_cache(maxsize=1)
 def _openblas_controls():
     """(set, get) function pairs of every OpenBLAS library loaded in this process."""
-    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
+    import numpy  # noqa: F401,I001  (loads NumPy's OpenBLAS)
     import scipy.linalg  # noqa: F401  (loads SciPy's, which may be another copy)
 
     paths = set()
@@ -112,6 +112,12 @@ def single_blas_thread():
     finally:
         for (setter, _), count in zip(controls, before):
             setter(count)
+
+
+def set_blas_threads(count):
+    """Set every loaded OpenBLAS to ``count`` threads (what OPENBLAS_NUM_THREADS does at start-up)."""
+    for setter, _ in _openblas_controls():
+        setter(int(count))
 
 
 def blas_thread_counts():

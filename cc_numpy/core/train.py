@@ -9,7 +9,7 @@ bit for bit, and a σ sweep reuses one unscaled M.
 Two engines run the same training. ``engine='plain'`` is the loop below: a dense
 (B, n) batch, forward → loss → backward → AdamW, the teaching code. ``engine='fast'``
 (the default) computes the same loss and gradients from batch statistics without
-ever forming the (B, n) output (``cc_numpy/fast``); it is the K = 1 case of the
+ever forming the (B, n) output (``cc_numpy/core/fast``); it is the K = 1 case of the
 batched trainer ``fast.batched.train_batched``, and ``tests/test_fast.py`` proves
 the two engines agree.
 """
@@ -21,6 +21,7 @@ import numpy as np
 
 from . import data, loss, mlp, optim, residual
 from .checkpoint import resume, save_checkpoint
+from .fast.batched import train_batched
 from .config import (DEFAULT_CONFIG, ENGINES, MODEL_MODULES, MODELS, NonFiniteLossError,  # noqa: F401 (public here)
                      build_run, divergence_hint, make_config, set_initial_weights)
 from .runtime import keep_freed_memory, single_blas_thread
@@ -42,7 +43,7 @@ def draw_batch(config, M, data_rng, dtype):
 def train_step(model, params, batch, sigma, learn_sigma, gram=None):
     """Forward → loss → backward on a batch from :func:`draw_batch`; returns (loss, grads).
 
-    ``sigma`` is the mixing scale (the labels use |σ|); with ``learn_sigma`` the grads also
+    ``sigma`` is the mixing strength (the labels use |σ|); with ``learn_sigma`` the grads also
     hold ∂L/∂σ under 'sigma'. ``gram`` is G = W_Eᵀ W_E for the residual model.
     """
     x, mixed = batch["x"], batch["mixed"]                       # (B, n), (B, n) or None
@@ -82,8 +83,6 @@ def train(config, M=None, init_params=None, progress=None, progress_every=200,
     """
     config = make_config(**config)
     if config["engine"] == "fast":                              # the batched trainer with K = 1
-        from ..fast.batched import train_batched
-
         def report(done, steps, running, rate):
             progress(done, steps, float(running[0]), rate)
 

@@ -10,6 +10,7 @@ flagged.
 
 import numpy as np
 
+from ..core.config import DEFAULT_CONFIG
 from ..pipeline import plotting
 from ..pipeline.claims import NAIVE, at_most, check, reading
 from . import at_p, job
@@ -18,7 +19,7 @@ ORDER = 90
 HELP = "learned σ with M = U Vᵀ of each rank (Gaussian and orthonormal) at p = 0.01: L/p and σ against the rank"
 TRAIN_P = 0.01
 KINDS = {"lowrank": "Gaussian U Vᵀ", "lowrank_orthonormal": "orthonormal U Vᵀ (flat spectrum)"}
-FULL_RANK = 100                 # n: M = U Vᵀ of rank n is a full matrix
+FULL_RANK = DEFAULT_CONFIG["n"]  # n: M = U Vᵀ of rank n is a full matrix
 COLLAPSED = 0.002               # |learned σ| below this: σ collapsed to about 0
 
 

@@ -8,7 +8,7 @@ itself, each evaluated on a log grid of p from 0.001 to 1.
 import numpy as np
 
 from ..pipeline import plotting
-from ..pipeline.claims import NAIVE, PAPER_ID, at_most, check, claim, reading, within
+from ..pipeline.claims import NAIVE, PAPER_ID, above, at_most, check, claim, reading, within
 from ..pipeline.scale import grid_with
 from . import job
 
@@ -128,5 +128,5 @@ CHECKS = [
     check("our sign of the embedding M (I − W_EᵀW_E) gains less than the authors' sign at p = 0.01",
           "difference > 0", lambda n: reading(np.subtract(_value_at("embedding, our sign (σ = 1)", 0.01)(n)["per_seed"],
                                                           _value_at(AUTHORS, 0.01)(n)["per_seed"])),
-          {"kind": "between", "low": 0.0, "high": np.inf, "text": "ours > 0"}, needs_paper_scale=True),
+          above(0.0), needs_paper_scale=True),
 ]

@@ -141,7 +141,7 @@ def plot(numbers, path):
                         axis.text(sigma, p, f"{1000 * gain[i, j]:+.1f}", ha="center", va="center", fontsize=7)
             axis.axvline(numbers["contour_sigma"], color="0.3", linestyle=":", linewidth=1)
             axis.set_yscale("log")
-            axis.set_xlabel("σ (mixing scale)")
+            axis.set_xlabel("σ (mixing strength)")
             cells = "; cells: gain × 1000" if gain.size <= 60 else ""
             axis.set_title(f"{kind} M: gain 1/12 − L/p at the training p{cells}\n"
                            f"({len(numbers['seeds'])} seed(s); black: zero gain; "

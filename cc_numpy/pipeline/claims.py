@@ -16,8 +16,10 @@ paper's training length are shown, not judged, at a reduced scale.
 
 import numpy as np
 
+from ..analyses.baselines import naive_loss_over_p
+
 PAPER_ID = "arXiv:2606.14673"
-NAIVE = 1.0 / 12.0          # L/p of the naive model (50 of 100 ReLUs exact) on clean labels: (1/2)·E[ReLU(x)²]/1 = 1/12
+NAIVE = naive_loss_over_p(100, 50)   # the paper's naive line: 50 of 100 ReLUs exact on clean labels, L/p = 1/12
 FIGURE_READING = 0.003      # ± on a value read off one of the paper's figures (±0.002) plus seed-to-seed spread
 
 
@@ -42,6 +44,16 @@ def at_most(high):
     return {"kind": "between", "low": -np.inf, "high": high, "text": f"ours ≤ {high:g}"}
 
 
+def above(low):
+    """ours > low (strictly)."""
+    return {"kind": "between", "low": float(np.nextafter(low, np.inf)), "high": np.inf, "text": f"ours > {low:g}"}
+
+
+def below(high):
+    """ours < high (strictly)."""
+    return {"kind": "between", "low": -np.inf, "high": float(np.nextafter(high, -np.inf)), "text": f"ours < {high:g}"}
+
+
 def holds(rule, value):
     """Whether ``value`` satisfies ``rule`` (None, a missing value, never does)."""
     return value is not None and bool(np.isfinite(value)) and rule["low"] <= value <= rule["high"]
@@ -49,10 +61,14 @@ def holds(rule, value):
 
 # --- readings -----------------------------------------------------------------------------------
 
-def reading(per_seed, mc=None):
-    """A reading from per-seed values (None entries mean 'not found', e.g. no crossing)."""
+def reading(per_seed, mc=None, label=None):
+    """A reading from per-seed values (None entries mean 'not found', e.g. no crossing).
+
+    ``label`` replaces the '(N seeds)' note for a value that is not one number per seed
+    (e.g. 'across 3 seeds' for a spread, or 'exact').
+    """
     values = [None if v is None else float(v) for v in np.atleast_1d(np.asarray(per_seed, dtype=object))]
-    return {"per_seed": values, "mc": None if mc is None else float(np.max(mc))}
+    return {"per_seed": values, "mc": None if mc is None else float(np.max(mc)), "label": label}
 
 
 def mean_of(value):
@@ -78,6 +94,8 @@ def describe(value, digits=4):
         found = [v for v in value["per_seed"] if v is not None]
         return f"none found in {len(value['per_seed']) - len(found)} of {len(value['per_seed'])} seeds"
     text = f"{mean:.{digits}f}"
+    if value.get("label"):
+        return text + f" ({value['label']})"
     spread = spread_of(value)
     n = len(value["per_seed"])
     if spread is not None:

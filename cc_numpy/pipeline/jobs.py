@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from ..core.config import WEIGHT_KEYS
 from ..core.storage import CorruptFileError, load_npz, save_npz
 
 CACHE_VERSION = 2          # the layout of a cached result
@@ -98,7 +99,7 @@ def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkp
 
 def result_from_training(trained):
     """The arrays of a ``train()`` return value that a job result keeps."""
-    result = {k: v for k, v in trained["params"].items() if k in ("W_E", "W_in", "W_out")}
+    result = {k: v for k, v in trained["params"].items() if k in WEIGHT_KEYS}
     if trained["M"] is not None:
         result["M"] = trained["M"]
     result["sigma"] = np.array(trained["sigma"])
@@ -116,7 +117,7 @@ def evaluate_job(job, result):
     evaluation, config = job["eval"], job["config"]
     if evaluation is None:
         return {}
-    params = {k: np.asarray(result[k], dtype=np.float64) for k in ("W_E", "W_in", "W_out") if k in result}
+    params = {k: np.asarray(result[k], dtype=np.float64) for k in WEIGHT_KEYS if k in result}
     task = evaluation["task"] or config["task"]
     M = result.get("M") if task == "mixed" else None
     curve = loss_over_p_curve(params, evaluation["ps"], random_streams(config["seed"])["eval"],
@@ -202,9 +203,9 @@ def _parent_key(job):
     return None if job["init_from"] is None else job_key(job["init_from"])
 
 
-def _group_key(job):
+def group_key(job):
     """Jobs with equal keys can be trained in one pass (``fast.batched``: same batch stream and schedule)."""
-    from ..fast.batched import SHARED_KEYS
+    from ..core.fast.batched import SHARED_KEYS
 
     config = job["config"]
     if config["engine"] != "fast":
@@ -212,9 +213,18 @@ def _group_key(job):
     return tuple(config[key] for key in SHARED_KEYS)
 
 
+def job_cost(job):
+    """A rough relative cost of a training: its steps, heavier at dense p (more non-empty rows) and for the
+    residual model (its d-dimensional weights)."""
+    from ..core.data import nonempty_fraction
+
+    config = job["config"]
+    weight = 2.0 if config["model"] == "residual" else 1.0
+    return config["steps"] * (1.0 + 4.0 * nonempty_fraction(config["p"], config["n"])) * weight
+
+
 def _cost(group):
-    config = group[0]["config"]
-    return len(group) * config["steps"] * (1.0 + 4.0 * (1.0 - (1.0 - config["p"]) ** config["n"]))
+    return len(group) * job_cost(group[0])
 
 
 def plan_groups(ready, workers):
@@ -226,7 +236,7 @@ def plan_groups(ready, workers):
     """
     by_key = {}
     for job in ready:
-        by_key.setdefault(_group_key(job), []).append(job)
+        by_key.setdefault(group_key(job), []).append(job)
     groups = []
     for members in by_key.values():
         parts = -(-len(members) // MAX_GROUP)                   # ceil: no group above MAX_GROUP
@@ -246,7 +256,7 @@ def run_group(group, parents):
     ``parents`` holds each job's parent result (None for a job without ``init_from``).
     """
     from ..core.train import make_config
-    from ..fast.batched import train_batched
+    from ..core.fast.batched import train_batched
 
     if len(group) == 1:
         return [run_job(group[0], parents[0])]
@@ -269,17 +279,22 @@ def _worker(tasks, outputs):
     """A worker process: run ``(index, group, parents)`` tasks (:func:`run_group`) until a None arrives.
 
     Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
+    A worker whose parent died without stopping it (e.g. killed) notices within a second and exits.
     """
     import pickle
+    import queue
     import signal
     import traceback
 
-    from ..core.runtime import keep_freed_memory
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
+    parent = os.getppid()
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:                          # orphaned: nobody will read our results
+                return
+            continue
         if task is None:
             return
         index, group, parents = task
@@ -294,7 +309,7 @@ def _worker(tasks, outputs):
             outputs.put((index, "error", (error, text)))
 
 
-def _flatten(jobs):
+def ancestors_first(jobs):
     """Every job and its ancestors, parents before children, each key once."""
     ordered, seen = [], set()
 
@@ -327,7 +342,7 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
     from ..core.validate import check_int
 
     workers = check_int(workers, "workers")
-    ordered = _flatten(jobs)
+    ordered = ancestors_first(jobs)
     results = {}
     for job in ordered:
         cached = cache.get(job) if cache is not None else None

@@ -55,6 +55,21 @@ def make_scale(base="paper", **overrides):
     return scale
 
 
+_AT_LEAST = ("steps", "batch_size", "eval_points", "sigma_points", "min_samples", "max_samples", "eigen_steps",
+             "snmf_iter", "learned_sigma_steps", "optimise_restarts", "optimise_maxiter")
+
+
+def is_full(scale):
+    """Whether a scale trains and evaluates at least as much as the paper's (the seed count aside).
+
+    Claims that need the paper's training length are judged only then; ``--seeds 5`` or a
+    tighter ``--target-stderr`` keep a paper-scale run judged.
+    """
+    if any(scale[key] < PAPER[key] for key in _AT_LEAST):
+        return False
+    return scale["target_stderr"] is not None and scale["target_stderr"] <= PAPER["target_stderr"]
+
+
 def seeds(scale, first=0):
     """The training seeds of a scale: first, first + 1, …"""
     return list(range(first, first + scale["seeds"]))

@@ -12,7 +12,7 @@ Everything is computed in float64, whatever the dtype of the weights.
 
 import numpy as np
 
-from ..core.mixing import feature_basis_weights
+from ..mixing import feature_basis_weights
 from .batch import SharedBatch
 
 

@@ -1,9 +1,9 @@
 """Chapter 16: beyond the paper — the residual width sweep, the best model from M alone, the phase diagram
 (cc_numpy/experiments/width_sweep.py, best_from_m.py, phase_diagram.py).
 
-Run it whole:      python tutorial/16_beyond.py          (a few seconds: the three experiments at the test scale)
-                   python tutorial/16_beyond.py --full   (also `python -m cc_numpy width-sweep --scale quick`, ~1 minute)
-or cell by cell through the '# %%' markers in an editor. Read tutorial/16_beyond.md beside it.
+Run it whole:      python tutorial/15_beyond.py          (a few seconds: the three experiments at the test scale)
+                   python tutorial/15_beyond.py --full   (also `python -m cc_numpy width-sweep --scale quick`, ~1 minute)
+or cell by cell through the '# %%' markers in an editor. Read tutorial/15_beyond.md beside it.
 """
 
 # %% Setup: flags, output folder, imports
@@ -30,7 +30,7 @@ parser.add_argument("--full", action="store_true", help="also run the width swee
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for outputs (default: %(default)s, outside the repository)")
 args, _ = parser.parse_known_args()
-folder = os.path.join(args.out, "16_beyond")
+folder = os.path.join(args.out, "15_beyond")
 shutil.rmtree(folder, ignore_errors=True)
 os.makedirs(folder)
 n, d_mlp = 100, 50

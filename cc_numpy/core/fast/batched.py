@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from ..core import data, optim
-from ..core.runtime import keep_freed_memory, single_blas_thread
-from ..core.checkpoint import resume, save_checkpoint
-from ..core.config import NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
+from .. import data, optim
+from ..runtime import keep_freed_memory, single_blas_thread
+from ..checkpoint import resume, save_checkpoint
+from ..config import WEIGHT_KEYS, NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
 from .batch import SharedBatch
 from .statistics import label_stacks, mlp_loss_and_grads
 
@@ -53,10 +53,10 @@ class ModelStack:
             set_initial_weights(config, params, init)
             params_list.append(params)
             self.Ms.append(M)
-        keys = ("W_E", "W_in", "W_out") if self.model == "residual" else ("W_in", "W_out")
+        keys = WEIGHT_KEYS if self.model == "residual" else ("W_in", "W_out")
         self.params = {key: np.stack([p[key] for p in params_list]) for key in keys}
         self.learned = np.array([c["learn_sigma"] for c in configs])
-        self.params["sigma"] = np.array([p["sigma"] if c["learn_sigma"] else fixed_scale(c, M)
+        self.params["sigma"] = np.array([p["sigma"] if c["learn_sigma"] else fixed_sigma(c, M)
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels = label_stacks(*self._label_matrices(), self.dtype)
@@ -113,8 +113,8 @@ class ModelStack:
         return loss, sigma
 
 
-def fixed_scale(config, M):
-    """The label scale |σ| of a run whose σ is not learned (0 without a mixing matrix)."""
+def fixed_sigma(config, M):
+    """The mixing strength |σ| of a run whose σ is not learned (0 without a mixing matrix)."""
     return abs(config["sigma"]) if M is not None else 0.0
 
 
@@ -186,7 +186,7 @@ def _result(stack, k, history, sigma_history, seconds, steps_run):
         params["sigma"] = stack.params["sigma"][k].copy()                      # 0-d, as train.train returns it
         sigma = abs(float(params["sigma"]))
     else:
-        sigma = fixed_scale(config, stack.Ms[k])
+        sigma = fixed_sigma(config, stack.Ms[k])
     return {"params": params, "M": stack.Ms[k], "sigma": sigma, "history": history.copy(),
             "sigma_history": sigma_history.copy() if config["learn_sigma"] else None, "config": config,
             "seconds": seconds, "steps_per_second": steps_run / max(seconds, 1e-12)}

@@ -1,8 +1,8 @@
-"""Chapter 15: the fast engine — training from batch statistics, many models per pass (cc_numpy/fast).
+"""Chapter 15: the fast engine — training from batch statistics, many models per pass (cc_numpy/core/fast).
 
-Run it whole:      python tutorial/15_fast.py          (a few seconds)
-                   python tutorial/15_fast.py --full   (time per step over 1,000 steps instead of 40)
-or cell by cell through the '# %%' markers in an editor. Read tutorial/15_fast.md beside it.
+Run it whole:      python tutorial/16_fast.py          (a few seconds)
+                   python tutorial/16_fast.py --full   (time per step over 1,000 steps instead of 40)
+or cell by cell through the '# %%' markers in an editor. Read tutorial/16_fast.md beside it.
 """
 
 # %% Setup: flags, output folder, imports
@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cc_numpy.core import data, train  # noqa: E402
-from cc_numpy.fast import train_batched  # noqa: E402
-from cc_numpy.fast.batch import SharedBatch  # noqa: E402
-from cc_numpy.fast.batched import ModelStack  # noqa: E402
+from cc_numpy.core.fast import train_batched  # noqa: E402
+from cc_numpy.core.fast.batch import SharedBatch  # noqa: E402
+from cc_numpy.core.fast.batched import ModelStack  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 15: the fast engine.")
 parser.add_argument("--full", action="store_true", help="time 1,000 steps per engine (default: 40)")
@@ -102,7 +102,7 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1])
 ax.set(xlabel="ms per step and model (one BLAS thread)", title="MLP, batch 2048, p = 0.01, float32")
 fig.tight_layout()
-path = os.path.join(args.out, "15_fast_time_per_step.png")
+path = os.path.join(args.out, "16_fast_time_per_step.png")
 fig.savefig(path, dpi=100)
 if args.figures:                           # the chapter's small copy: dpi 80, 32 colours
     import io

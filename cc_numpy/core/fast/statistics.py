@@ -37,7 +37,7 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s):
     batch : ``batch.SharedBatch``.
     W_in : (K, d_mlp, n).   W_out : (K, n, d_mlp).
     labels : from :func:`label_stacks` (the models' N and M).
-    s : (K,) the label scale |σ| of each model.
+    s : (K,) the labels' |σ| of each model.
     learn_s : also return ∂L/∂s under "s".
 
     Returns
