@@ -20,6 +20,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from .core.storage import save_json
 from .core.validate import check_int
 from .experiments import EXPERIMENTS, Results, resolve
@@ -95,18 +97,26 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
     print(f"reproduce ({scale_name} scale, seeds {seeds}): {len(names)} experiments, {len(unique)} trainings, "
           f"{len(pending)} not yet in the cache, {workers} worker(s)", file=stream, flush=True)
     results = run_jobs(unique, cache=cache, workers=workers, progress=Progress(_owners(jobs_by_name), pending, stream))
+    trained_at = time.perf_counter()
     looked_up = Results({job_key(job): result for job, result in zip(unique, results)})
-    everything = {}
+    everything, analysis = {}, {}
     for name in names:
         print(f"  analysing {name} …", file=stream, flush=True)
         module = EXPERIMENTS[name]
+        analysis_start = time.perf_counter()
         numbers = dict(module.numbers(looked_up, scale, seeds),
                        _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
+        analysis[name] = time.perf_counter() - analysis_start
         save_json(os.path.join(out_dir, "numbers", f"{name}.json"), numbers)
         module.plot(numbers, os.path.join(out_dir, "figures", f"{name}.png"))
         everything[name] = numbers
     earlier = _earlier_numbers(out_dir, exclude=names, stream=stream)
     seconds = time.perf_counter() - started
+    save_json(os.path.join(out_dir, "timings.json"), {                # benchmarks/reproduction_share.py reads it
+        "wall_seconds": seconds, "trainings_wall_seconds": trained_at - started, "analysis_seconds": analysis,
+        "computed": [{"key": job_key(job), "seconds": float(looked_up[job]["seconds"]),
+                      "train_seconds": float(looked_up[job].get("train_seconds", np.nan))}
+                     for job in pending]})
     write_report(os.path.join(out_dir, "REPORT.md"), dict(earlier, **everything), scale, scale_name, seeds,
                  workers, seconds, {"total": len(unique), "computed": len(pending)}, earlier=sorted(earlier))
     print(f"wrote {out_dir}/REPORT.md and {len(names)} figures in {seconds / 60:.1f} min", file=stream, flush=True)

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -121,6 +122,21 @@ def test_full_run_writes_every_figure_numbers_file_and_the_report(full_run):
             assert row["statement"].replace("|", "\\|") in text.split("## 2.")[1]
     assert "needs paper scale" in text and "PAPER_NOTES" not in text
     assert json.dumps(TEST, indent=1) in text
+
+
+@pytest.mark.slow
+def test_full_run_writes_where_its_time_went(full_run, capsys):
+    import runpy
+
+    out, _, _ = full_run
+    timings = load_json(out / "timings.json")
+    assert sorted(timings["analysis_seconds"]) == sorted(EXPERIMENTS)
+    assert len(timings["computed"]) == len(unique_keys(EXPERIMENTS))
+    assert all(0 <= job["train_seconds"] <= job["seconds"] for job in timings["computed"])
+    bench = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "reproduction_share.py"))
+    parts = bench["shares"](timings)
+    assert sum(fraction for _, fraction in parts.values()) == pytest.approx(1.0)
+    assert bench["main"]([str(out)]) == 0 and "analysis" in capsys.readouterr().out
 
 
 @pytest.mark.slow

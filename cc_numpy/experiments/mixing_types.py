@@ -108,7 +108,7 @@ CLAIMS = [
           within(0.07, 0.02), note="tolerance ±0.02 in p (read off a log axis)"),
     claim("asymmetric M, learned σ: L/p ≈ 0.072 at low p (0.001)", "0.072", SOURCE,
           _value_at("asymmetric, learned σ", 0.001), within(0.072)),
-    claim("clean labels (M = 0): ≈ naive 0.083 up to p ≈ 0.3 (largest |L/p − 1/12| for p ≤ 0.3)", "≈ 0", SOURCE,
+    claim("clean labels (M = 0): ≈ naive 0.083 up to p ≈ 0.3 (largest |L/p − 1/12| for p ≤ 0.3)", "≈ 0.083 (naive) up to p ≈ 0.3", SOURCE,
           _clean_worst, at_most(0.003)),
     claim("learned σ, asymmetric M: ≈ 0.025", "0.025", f"{PAPER_ID}, Sec. on learned σ (Fig. 5)",
           _sigma("asymmetric, learned σ"), within(0.025)),

@@ -70,7 +70,8 @@ def _value(name):
 
 def _spread(name):
     """The sample standard deviation of L/p at p = 0.01 across the seeds: one number, not one per seed."""
-    return lambda n: reading([np.std(n[name]["loss_over_p"], ddof=1)], mc=n[name]["stderr"])
+    return lambda n: reading([np.std(n[name]["loss_over_p"], ddof=1)],
+                             label=f"across {len(n[name]['loss_over_p'])} seeds; MC ± {max(n[name]['stderr']):.4f}")
 
 
 CLAIMS = []

@@ -77,7 +77,8 @@ def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkp
     Returns
     -------
     dict of arrays: ``W_in``, ``W_out`` (``W_E`` for the residual model), ``M`` (if mixed),
-    ``sigma`` (0-d), ``history`` (steps,), ``seconds`` (0-d), and with an evaluation
+    ``sigma`` (0-d), ``history`` (steps,), ``seconds`` and ``train_seconds`` (0-d: all, and training alone),
+    and with an evaluation
     ``eval_p``, ``eval_loss_over_p``, ``eval_stderr``, ``eval_n_samples`` (evaluated with the
     seed's named "eval" stream, so the same job always gets the same numbers).
     """
@@ -92,7 +93,9 @@ def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkp
     trained = train(config, init_params=init_params, progress=progress, checkpoint_path=checkpoint_path,
                     checkpoint_every=checkpoint_every)
     result = result_from_training(trained)
+    trained_at = time.perf_counter()
     result.update(evaluate_job(job, result))
+    result["train_seconds"] = np.array(trained_at - start)
     result["seconds"] = np.array(time.perf_counter() - start)
     return result
 
@@ -264,14 +267,15 @@ def run_group(group, parents):
     inits = [None if parent is None else {k: parent[k] for k in ("W_in", "W_out") if k in parent}
              for parent in parents]
     trained = train_batched([make_config(**job["config"]) for job in group], init_params_list=inits)
+    train_share = (time.perf_counter() - start) / len(group)   # one pass trained them all: an equal share each
     results = []
     for job, one in zip(group, trained):
         result = result_from_training(one)
+        evaluated_from = time.perf_counter()
         result.update(evaluate_job(job, result))
+        result["train_seconds"] = np.array(train_share)
+        result["seconds"] = np.array(train_share + time.perf_counter() - evaluated_from)
         results.append(result)
-    share = (time.perf_counter() - start) / len(group)
-    for result in results:
-        result["seconds"] = np.array(share)
     return results
 
 
