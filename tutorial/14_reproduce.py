@@ -124,7 +124,8 @@ check("0 not yet in the cache" in log.getvalue() and again["snmf_sweep"] == numb
       "nothing retrained, the same numbers")
 merged = Path(run, "REPORT.md").read_text(encoding="utf-8")
 earlier = [name for name in experiments.EXPERIMENTS if name in CHOSEN and name != "snmf_sweep"]
-check(f"Rows of {', '.join(sorted(earlier))} come from an earlier run in this folder." in merged
+check("come from an earlier run in this folder, judged at their own scale" in merged
+      and all(f"{name} (test scale" in merged for name in earlier)
       and len(table_rows(merged, "## 1. The paper's claims")) == len(claim_rows),
       "REPORT.md still covers all five experiments: the other four come from numbers/ of the first call")
 
