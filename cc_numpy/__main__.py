@@ -346,8 +346,11 @@ def run_evaluate(args):
         check_writable_file(args.out)
     seed = metrics["config"].get("seed", 0) if args.seed is None else args.seed
     rng = random_streams(seed)["eval"]                          # the named stream every evaluation uses
-    rows = [loss_over_p(params, p, rng, task=task, M=M, sigma=sigma, n_samples=args.samples,
-                        target_stderr=args.target_stderr, max_samples=cap) for p in args.p]
+    rows = []
+    for index, p in enumerate(args.p):                          # long work shows progress (on stderr)
+        print(f"  evaluating p = {p:g} ({index + 1} of {len(args.p)}) …", file=sys.stderr, flush=True)
+        rows.append(loss_over_p(params, p, rng, task=task, M=M, sigma=sigma, n_samples=args.samples,
+                                target_stderr=args.target_stderr, max_samples=cap))
     for row in rows:
         if not np.isfinite(row["loss_over_p"]):
             raise ValueError(f"L/p at p = {row['p']:g} is {row['loss_over_p']}: the weights in {args.run} are "
