@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cc_numpy.core import data  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 01: sparse inputs, labels, mixing matrices.")
 parser.add_argument("--full", action="store_true", help="use the paper's sizes (n = 100, d = 1000, many samples)")
@@ -142,17 +143,6 @@ for ax, kind in zip(axes[1:], ("asymmetric", "embedding")):
     ax.set(title=f"M ({kind})", xlabel="input i", ylabel="output o")
 fig.tight_layout()
 path = os.path.join(args.out, "01_data.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 01 done.")

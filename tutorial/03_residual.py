@@ -128,6 +128,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")                      # scripts only write PNG files, never open windows
 import matplotlib.pyplot as plt  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 fig, ax = plt.subplots(figsize=(10, 3.6))
@@ -171,17 +172,6 @@ ax.set_title("The CC model: an MLP that reads and writes a 1000-dimensional resi
 fig.tight_layout()
 os.makedirs(args.out, exist_ok=True)
 path = os.path.join(args.out, "03_residual_stream.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 03 done.")

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cc_numpy.core import optim  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 05: AdamW and the cosine schedule.")
 parser.add_argument("--full", action="store_true", help="the paper's T = 10,000 steps (default: T = 500)")
@@ -119,17 +120,6 @@ ax.plot(np.arange(T), schedule)
 ax.set(xlabel="step t", ylabel="lr_t", title=f"cosine schedule, T = {T}")
 fig.tight_layout()
 path = os.path.join(args.out, "05_adamw_schedule.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 05 done.")

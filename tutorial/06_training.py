@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from cc_numpy.analyses import baselines
 from cc_numpy.core import evaluate, loss, mlp, train  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 06: training and evaluation.")
 parser.add_argument("--full", action="store_true", help="the paper's 10,000 steps and more evaluation samples")
@@ -132,18 +133,7 @@ axes[0].set(xlabel="step", ylabel="training L/p (50-step mean)", ylim=(0.05, 0.2
 axes[1].set(xscale="log", yscale="log", xlabel="evaluation p", ylabel="L/p", title="trained at p = 0.01")
 fig.tight_layout()
 path = os.path.join(args.out, "06_training.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 
 # %% 7. A learned σ

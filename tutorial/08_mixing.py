@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cc_numpy.core import data, evaluate, loss, mixing, mlp, residual, train  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 08: the residual model is an MLP on mixed labels.")
 parser.add_argument("--full", action="store_true", help="train every model for the paper's 10,000 steps")
@@ -129,18 +130,7 @@ ax.set(xlabel="M_ij = −⟨W_E[:, i], W_E[:, j]⟩", ylabel="(W̃_out W̃_in)_i
 ax.legend()
 fig.tight_layout()
 path = os.path.join(args.out, "08_mixing_fit.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 
 # %% 7. Remove M and the gain disappears

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from cc_numpy.analyses import baselines
 from cc_numpy.core import data, evaluate  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 09: naive, naive + offset and the SNMF-built MLP.")
 parser.add_argument("--full", action="store_true", help="more samples, a finer σ grid, 3,000 semi-NMF iterations")
@@ -168,17 +169,6 @@ axes[1].set(xlabel="σ", ylabel="lim L/p", title="SNMF-built MLP, asymmetric M, 
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 path = os.path.join(args.out, "09_baselines.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 09 done.")

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from cc_numpy.analyses import eigen
 from cc_numpy.core import evaluate, train  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 10: eigen-analysis of a trained MLP against its mixing matrix.")
 parser.add_argument("--full", action="store_true", help="train for the paper's 20,000 steps")
@@ -161,17 +162,6 @@ axes[1, 1].set(xlabel="neuron j", ylabel="fraction in span(E_1 … E_50)", ylim=
 axes[1, 1].legend(fontsize=8)
 fig.tight_layout()
 path = os.path.join(args.out, "10_eigen.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 10 done.")

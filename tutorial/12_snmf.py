@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from cc_numpy.analyses import baselines, small_p, snmf
 from cc_numpy.core import data, evaluate  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 12: semi-NMF and the SNMF baseline.")
 parser.add_argument("--full", action="store_true", help="finer σ grid and 5,000 iterations per factorisation")
@@ -133,17 +134,6 @@ axes[1].set(xlabel="σ", ylabel="lim L/p", title="SNMF baseline, asymmetric M, p
 axes[1].legend()
 fig.tight_layout()
 path = os.path.join(args.out, "12_snmf.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours, ≲ 80 KB
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 12 done.")

@@ -21,6 +21,7 @@ from cc_numpy.core import data, train  # noqa: E402
 from cc_numpy.core.fast import train_batched  # noqa: E402
 from cc_numpy.core.fast.batch import SharedBatch  # noqa: E402
 from cc_numpy.core.fast.batched import ModelStack  # noqa: E402
+from _figures import save_figure  # noqa: E402  (tutorial/_figures.py)
 
 parser = argparse.ArgumentParser(description="Chapter 15: the fast engine.")
 parser.add_argument("--full", action="store_true", help="time 1,000 steps per engine (default: 40)")
@@ -103,17 +104,6 @@ ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1])
 ax.set(xlabel="ms per step and model (one BLAS thread)", title="MLP, batch 2048, p = 0.01, float32")
 fig.tight_layout()
 path = os.path.join(args.out, "16_fast_time_per_step.png")
-fig.savefig(path, dpi=100)
-if args.figures:                           # the chapter's small copy: dpi 80, 32 colours
-    import io
-
-    from PIL import Image                  # Pillow comes with matplotlib
-
-    os.makedirs(args.figures, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    small = Image.open(buffer).convert("RGB").quantize(32, method=2, dither=0)
-    small.save(os.path.join(args.figures, os.path.basename(path)), optimize=True)
-plt.close(fig)
+save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
 print("\nChapter 15 done.")
