@@ -427,8 +427,8 @@ def _check_pipeline_out(args):
 def run_experiment_command(args):
     from .reproduce import reproduce
 
+    scale, scale_name = _scale_from(args)                       # flags first, then the output folders
     _check_pipeline_out(args)
-    scale, scale_name = _scale_from(args)
     reproduce(args.out, scale=scale, only=args.experiment, workers=args.workers, first_seed=args.first_seed,
               scale_name=scale_name)
 
@@ -444,6 +444,8 @@ def add_reproduce_parser(commands):
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="reduced scale, one seed: every figure's story in about a minute (same as --scale quick)")
+    parser.add_argument("--paper-only", action="store_true",
+                        help="only the experiments of the paper's figures, not the three beyond it")
     parser.add_argument("--only", action="append", choices=names + [n.replace("-", "_") for n in names if "-" in n],
                         default=None, metavar="EXPERIMENT",
                         help=f"run only this experiment (repeatable): {', '.join(names)}")
@@ -458,9 +460,16 @@ def run_reproduce(args):
         if args.scale not in ("paper", "quick"):
             raise ValueError("--quick and --scale disagree: give one of them")
         args.scale = "quick"
-    _check_pipeline_out(args)
+    only = args.only
+    if args.paper_only:
+        from .experiments import paper_experiments
+
+        if only:
+            raise ValueError("--paper-only and --only disagree: give one of them")
+        only = paper_experiments()
     scale, scale_name = _scale_from(args)
-    reproduce(args.out, scale=scale, only=args.only, workers=args.workers, first_seed=args.first_seed,
+    _check_pipeline_out(args)
+    reproduce(args.out, scale=scale, only=only, workers=args.workers, first_seed=args.first_seed,
               scale_name=scale_name)
 
 

@@ -188,3 +188,18 @@ def test_experiment_help_lists_the_scale_flags(capsys):
     assert all(flag in out for flag in ("--scale", "--steps", "--sigma-points", "--workers", "--out", "--seed"))
     code, out, _ = run_cli(["reproduce", "--help"], capsys)
     assert code == 0 and all(flag in out for flag in ("--only", "--quick", "--seeds", "--first-seed"))
+
+
+def test_paper_only_runs_the_experiments_of_the_paper_figures(tmp_path, capsys, monkeypatch):
+    from cc_numpy import reproduce as reproduce_module
+    from cc_numpy.experiments import paper_experiments
+
+    calls = []
+    monkeypatch.setattr(reproduce_module, "reproduce", lambda out, **kwargs: calls.append(kwargs))
+    code, _, err = run_cli(["reproduce", "--paper-only", "--scale", "test", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert calls[0]["only"] == paper_experiments()
+    assert "width_sweep" in EXPERIMENTS and "width_sweep" not in paper_experiments()
+    assert len(paper_experiments()) == 10
+    code, _, err = run_cli(["reproduce", "--paper-only", "--only", "eigen", "--out", str(tmp_path / "o2")], capsys)
+    assert_user_error(code, err, "--paper-only")

@@ -10,6 +10,8 @@ An experiment module ``NAME.py`` defines
     plot(numbers, path)            -> a PNG (drawn through ``pipeline.plotting``)
     CLAIMS                         what the paper says, with its value and source (``pipeline.claims``)
     CHECKS                         our own measurements, with their own expectations
+    table(numbers)                 optional: extra markdown lines for REPORT.md
+    BEYOND_THE_PAPER               optional, True for experiments the paper leaves open
 
 The registry below finds the modules on disk, so adding an experiment is one new
 file (and its chapter). The command-line name of an experiment is its module name
@@ -36,6 +38,11 @@ def _discover():
         modules[info.name] = module
     return dict(sorted(modules.items(), key=lambda item: item[1].ORDER))
 
+
+
+def paper_experiments():
+    """The names of the experiments that reproduce the paper's figures (``reproduce --paper-only``)."""
+    return [name for name, module in EXPERIMENTS.items() if not getattr(module, "BEYOND_THE_PAPER", False)]
 
 
 def command_name(name):

@@ -48,6 +48,7 @@ from . import at_p, job
 from .sparsity_regimes import regime_steps
 
 ORDER = 120
+BEYOND_THE_PAPER = True          # an experiment the paper leaves open: `reproduce --paper-only` skips it
 HELP = "gain 1/12 − L/p over σ × training p (log grid), symmetric and asymmetric M, with the zero-gain contour"
 KINDS = ("asymmetric", "symmetric")
 CONTOUR_SIGMA = 0.03            # where the zero-gain contour's p is read
