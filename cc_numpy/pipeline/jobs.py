@@ -88,7 +88,7 @@ def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkp
     init_params = None
     if job["init_from"] is not None:
         parent = parent_result if parent_result is not None else run_job(job["init_from"])
-        init_params = {k: parent[k] for k in ("W_in", "W_out") if k in parent}
+        init_params = trained_weights(parent)
     start = time.perf_counter()
     trained = train(config, init_params=init_params, progress=progress, checkpoint_path=checkpoint_path,
                     checkpoint_every=checkpoint_every)
@@ -98,6 +98,13 @@ def run_job(job, parent_result=None, progress=None, checkpoint_path=None, checkp
     result["train_seconds"] = np.array(trained_at - start)
     result["seconds"] = np.array(time.perf_counter() - start)
     return result
+
+
+def trained_weights(result):
+    """The trained W_in, W_out of a result: where a fine-tuning child starts (W_E stays the child's own)."""
+    from ..core.mlp import PARAM_KEYS
+
+    return {key: result[key] for key in PARAM_KEYS}
 
 
 def result_from_training(trained):
@@ -264,8 +271,7 @@ def run_group(group, parents):
     if len(group) == 1:
         return [run_job(group[0], parents[0])]
     start = time.perf_counter()
-    inits = [None if parent is None else {k: parent[k] for k in ("W_in", "W_out") if k in parent}
-             for parent in parents]
+    inits = [None if parent is None else trained_weights(parent) for parent in parents]
     trained = train_batched([make_config(**job["config"]) for job in group], init_params_list=inits)
     train_share = (time.perf_counter() - start) / len(group)   # one pass trained them all: an equal share each
     results = []

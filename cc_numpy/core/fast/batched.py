@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .. import data, optim
+from .. import data, mlp, optim
 from ..runtime import keep_freed_memory, single_blas_thread
 from ..checkpoint import resume, save_checkpoint
 from ..config import WEIGHT_KEYS, NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
@@ -53,7 +53,7 @@ class ModelStack:
             set_initial_weights(config, params, init)
             params_list.append(params)
             self.Ms.append(M)
-        keys = WEIGHT_KEYS if self.model == "residual" else ("W_in", "W_out")
+        keys = WEIGHT_KEYS if self.model == "residual" else mlp.PARAM_KEYS
         self.params = {key: np.stack([p[key] for p in params_list]) for key in keys}
         self.learned = np.array([c["learn_sigma"] for c in configs])
         self.params["sigma"] = np.array([p["sigma"] if c["learn_sigma"] else fixed_sigma(c, M)
