@@ -4,8 +4,9 @@
     python benchmarks/reproduction_share.py runs/paper
 
 Training and evaluation are the seconds each computed job spent in its worker (a batched
-group's training split equally among its models); analysis is the main process's time in
-each experiment's ``numbers`` (SNMF builds, L-BFGS, eigen-analysis, Monte Carlo checks).
+group's training split equally among its models); analysis is the time of each experiment's
+``numbers`` (SNMF builds, L-BFGS, eigen-analysis, Monte Carlo checks), run in the workers
+next to the trainings.
 Only the jobs this run computed count (a rerun that found everything cached has none).
 """
 
@@ -38,8 +39,7 @@ def main(argv=None):
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"error: cannot read {path}: {error}", file=sys.stderr)
         return 2
-    print(f"{args.folder}: {len(timings['computed'])} trainings computed, wall {timings['wall_seconds'] / 60:.1f} min "
-          f"(trainings and their evaluation {timings['trainings_wall_seconds'] / 60:.1f} min of it)")
+    print(f"{args.folder}: {len(timings['computed'])} trainings computed, wall {timings['wall_seconds'] / 60:.1f} min")
     for part, (seconds, fraction) in parts.items():
         print(f"  {part:<10s} {seconds / 60:7.1f} min of busy time  {100 * fraction:5.1f} %")
     slowest = sorted(timings["analysis_seconds"].items(), key=lambda item: -item[1])[:3]

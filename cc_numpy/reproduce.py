@@ -8,9 +8,10 @@
 2. ``pipeline.jobs.run_jobs`` trains what the cache ``out_dir/cache`` lacks, in
    ``workers`` processes, showing which experiment is running, how many
    trainings are done and an estimate of the time left.
-3. Each experiment's numbers go to ``out_dir/numbers/NAME.json``, its figure to
-   ``out_dir/figures/NAME.png``, and ``report.write_report`` writes
-   ``out_dir/REPORT.md``.
+3. As soon as an experiment's trainings are done its numbers are computed (SNMF, L-BFGS,
+   eigen-analysis …), in a worker next to the trainings still running, with one BLAS
+   thread; they go to ``out_dir/numbers/NAME.json``, its figure to
+   ``out_dir/figures/NAME.png``. Last, ``report.write_report`` writes ``out_dir/REPORT.md``.
 
 Interrupting it (Ctrl-C) loses only the trainings in flight: every finished one
 is in the cache, written atomically, and a rerun starts from there.
@@ -96,24 +97,26 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
     pending = [job for job in unique if not os.path.exists(cache.path(job))]
     print(f"reproduce ({scale_name} scale, seeds {seeds}): {len(names)} experiments, {len(unique)} trainings, "
           f"{len(pending)} not yet in the cache, {workers} worker(s)", file=stream, flush=True)
-    results = run_jobs(unique, cache=cache, workers=workers, progress=Progress(_owners(jobs_by_name), pending, stream))
-    trained_at = time.perf_counter()
-    looked_up = Results({job_key(job): result for job, result in zip(unique, results)})
     everything, analysis = {}, {}
-    for name in names:
-        print(f"  analysing {name} …", file=stream, flush=True)
-        module = EXPERIMENTS[name]
-        analysis_start = time.perf_counter()
-        numbers = dict(module.numbers(looked_up, scale, seeds),
-                       _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
-        analysis[name] = time.perf_counter() - analysis_start
+
+    def analysed(index, value):                                  # in this process: write numbers and figure
+        name = names[index]
+        numbers, analysis[name] = value
+        numbers = dict(numbers, _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
         save_json(os.path.join(out_dir, "numbers", f"{name}.json"), numbers)
-        module.plot(numbers, os.path.join(out_dir, "figures", f"{name}.png"))
+        EXPERIMENTS[name].plot(numbers, os.path.join(out_dir, "figures", f"{name}.png"))
         everything[name] = numbers
+        print(f"  analysed {name} ({analysis[name]:.1f} s)", file=stream, flush=True)
+
+    analyses = [(jobs_by_name[name], analyse, (name, scale, seeds)) for name in names]
+    results = run_jobs(unique, cache=cache, workers=workers, progress=Progress(_owners(jobs_by_name), pending, stream),
+                       then=analyses, then_done=analysed)
+    looked_up = Results({job_key(job): result for job, result in zip(unique, results)})
+    everything = {name: everything[name] for name in names}     # the order asked for
     earlier = _earlier_numbers(out_dir, exclude=names, stream=stream)
     seconds = time.perf_counter() - started
     save_json(os.path.join(out_dir, "timings.json"), {                # benchmarks/reproduction_share.py reads it
-        "wall_seconds": seconds, "trainings_wall_seconds": trained_at - started, "analysis_seconds": analysis,
+        "wall_seconds": seconds, "analysis_seconds": analysis,
         "computed": [{"key": job_key(job), "seconds": float(looked_up[job]["seconds"]),
                       "train_seconds": float(looked_up[job].get("train_seconds", np.nan))}
                      for job in pending]})
@@ -121,6 +124,16 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
                  workers, seconds, {"total": len(unique), "computed": len(pending)}, earlier=sorted(earlier))
     print(f"wrote {out_dir}/REPORT.md and {len(names)} figures in {seconds / 60:.1f} min", file=stream, flush=True)
     return everything
+
+
+def analyse(results_by_key, name, scale, seeds):
+    """One experiment's numbers from its jobs' results (a :func:`run_jobs` follow-up, maybe in a worker).
+
+    Returns (numbers, seconds spent).
+    """
+    start = time.perf_counter()
+    numbers = EXPERIMENTS[name].numbers(Results(results_by_key), scale, seeds)
+    return numbers, time.perf_counter() - start
 
 
 def _earlier_numbers(out_dir, exclude, stream):

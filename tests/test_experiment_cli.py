@@ -74,7 +74,7 @@ def test_experiment_commands_report_progress_on_the_current_stderr(tmp_path, cap
     code, _, err = run_cli(["sigma-sweep", "--scale", "test", "--steps", "2", "--sigma-points", "2",
                             "--out", str(tmp_path / "sweep"), "--workers", "1"], capsys)
     assert code == 0, err
-    assert "[4/4 trainings]" in err and "1 worker(s)" in err and "analysing sigma_sweep" in err
+    assert "[4/4 trainings]" in err and "1 worker(s)" in err and "analysed sigma_sweep" in err
 
 
 def test_a_per_figure_command_applies_the_scale_flags(tmp_path, capsys):

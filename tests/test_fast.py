@@ -121,10 +121,11 @@ def sweep_configs(base):
     return configs
 
 
+@pytest.mark.parametrize("p", [0.01, 0.5])                      # a sparse and a dense batch stream
 @pytest.mark.parametrize("model", ["mlp", "residual"])
-def test_a_model_gets_the_same_bits_alone_or_in_a_batch_float32(model):
+def test_a_model_gets_the_same_bits_alone_or_in_a_batch_float32(model, p):
     """Paper-sized models (n = 100, d_mlp = 50, d = 1000), so BLAS runs its real kernels."""
-    base = dict(model=model, task="mixed", steps=12, batch_size=1024, seed=5, dtype="float32")
+    base = dict(model=model, task="mixed", steps=12, batch_size=1024, seed=5, dtype="float32", p=p)
     configs = sweep_configs(base)
     M_list = [None] * len(configs)
     M_list[2] = np.random.default_rng(0).standard_normal((100, 100))        # a model with its own M

@@ -329,3 +329,31 @@ def test_parallel_workers_give_the_bits_of_a_serial_run_with_any_blas_threads(tm
     for i, result in enumerate(parallel):
         assert_same_arrays({k.split("/", 1)[1]: v for k, v in saved.items() if k.startswith(f"{i}/")}, result)
     assert "W_E" in parallel[3]
+
+
+# ---------------------------------------------------------------- follow-ups (an experiment's analysis)
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_follow_ups_run_once_their_jobs_are_done_and_see_them_and_their_ancestors(tmp_path, workers):
+    parent = tiny_job(seed=7)
+    child, other = tiny_job(init_from=parent, task="clean"), tiny_job()
+    values = {}
+    results = jobs.run_jobs([other, child], cache=jobs.JobCache(tmp_path / "cache"), workers=workers,
+                            then=[([child], sorted, ()), ([other, child], len, ())],
+                            then_done=lambda index, value: values.setdefault(index, value))
+    assert values == {0: sorted([jobs.job_key(parent), jobs.job_key(child)]), 1: 3}
+    assert [r["history"].shape for r in results] == [(20,), (20,)]
+
+
+def test_follow_ups_run_when_every_job_is_cached(tmp_path):
+    cache = jobs.JobCache(tmp_path / "cache")
+    jobs.run_jobs([tiny_job()], cache=cache)
+    values = []
+    jobs.run_jobs([tiny_job()], cache=cache, workers=2, progress=never, then=[([tiny_job()], len, ())] * 2,
+                  then_done=lambda index, value: values.append((index, value)))
+    assert sorted(values) == [(0, 1), (1, 1)]
+
+
+def test_a_follow_up_that_needs_an_unknown_job_is_refused():
+    with pytest.raises(ValueError, match="not in jobs"):
+        jobs.run_jobs([tiny_job()], then=[([tiny_job(seed=99)], len, ())])

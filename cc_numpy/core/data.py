@@ -123,11 +123,16 @@ def sample_batch(batch_size, n, p, rng, dtype=np.float64):
         return sample_sparse_batch(batch_size, n, p, rng, dtype)
     batch_size, n = check_int(batch_size, "batch_size"), check_int(n, "n")
     check_rng(rng)
+    dtype = check_dtype(dtype)
     u = rng.random((batch_size, n))                             # (B, n) u ~ U[0, 1)
     active = u < p                                              # P(active) = p
-    x = np.where(active, 2.0 * u / p - 1.0, 0.0).astype(check_dtype(dtype))  # value 2u/p − 1 ~ U[-1, 1)
+    x = np.multiply(u, 2.0 / p, out=u)                          # in place: 2u/p
+    x -= 1.0                                                    # value 2u/p − 1 ~ U[-1, 1)
+    x *= active                                                 # 0 where inactive (a product: no branches)
+    x += 0.0                                                    # −0 -> +0
     row_index = np.flatnonzero(active.any(axis=1))              # (B_nz,) non-empty rows
-    return {"x": x[row_index], "batch_size": batch_size, "row_index": row_index}
+    x = x[row_index] if row_index.size < batch_size else x
+    return {"x": x.astype(dtype, copy=False), "batch_size": batch_size, "row_index": row_index}
 
 
 def batch_to_dense(batch):

@@ -33,7 +33,7 @@ from ..core.config import WEIGHT_KEYS
 from ..core.storage import CorruptFileError, load_npz, save_npz
 
 CACHE_VERSION = 2          # the layout of a cached result
-NUMERICS_VERSION = 3       # bump whenever a change to training or evaluation alters any result's bits
+NUMERICS_VERSION = 4       # bump whenever a change to training or evaluation alters any result's bits
 EVAL_DEFAULTS = {"task": None, "target_stderr": 3e-4, "min_samples": 20_000, "max_samples": 4_000_000}
 
 
@@ -286,7 +286,7 @@ def run_group(group, parents):
 
 
 def _worker(tasks, outputs):
-    """A worker process: run ``(index, group, parents)`` tasks (:func:`run_group`) until a None arrives.
+    """A worker process: run ``(index, function, args)`` tasks (:func:`run_group`, follow-ups) until a None arrives.
 
     Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
     A worker whose parent died without stopping it (e.g. killed) notices within a second and exits.
@@ -307,9 +307,9 @@ def _worker(tasks, outputs):
             continue
         if task is None:
             return
-        index, group, parents = task
+        index, function, args = task
         try:
-            outputs.put((index, "ok", run_group(group, parents)))
+            outputs.put((index, "ok", function(*args)))
         except BaseException as error:                          # noqa: BLE001  (sent to the parent, re-raised there)
             text = traceback.format_exc()
             try:
@@ -336,7 +336,7 @@ def ancestors_first(jobs):
     return ordered
 
 
-def run_jobs(jobs, cache=None, workers=1, progress=None):
+def run_jobs(jobs, cache=None, workers=1, progress=None, then=(), then_done=None):
     """Results for ``jobs`` (in order), from the cache where possible, the rest computed.
 
     Parameters
@@ -345,6 +345,13 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
     cache : a :class:`JobCache` or None.
     workers : processes; 1 runs in this process.
     progress : optional callable ``progress(done, total, job, seconds)`` after each computed job.
+    then : follow-ups, a list of ``(needs, function, args)``: as soon as every job in ``needs``
+        (a list of jobs, each also in ``jobs`` or an ancestor of one) has its result,
+        ``function({key: result of each needed job and its ancestors}, *args)`` runs, in a worker
+        next to the remaining trainings when ``workers > 1`` (ahead of them: follow-ups are the
+        long serial tails), always with one BLAS thread. ``function`` must be a module-level
+        function (workers import it by name).
+    then_done : callable ``then_done(index, value)`` in this process with each follow-up's value.
 
     With ``workers > 1`` the workers are *spawned*: each re-imports the caller's main module,
     so a script that calls this must do so under ``if __name__ == "__main__":``.
@@ -360,6 +367,10 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
             results[job_key(job)] = cached
     pending = [job for job in ordered if job_key(job) not in results]
     total, done = len(pending), 0
+    follow_ups = [([job_key(job) for job in ancestors_first(needs)], function, args) for needs, function, args in then]
+    known = {job_key(job) for job in ordered}
+    if any(key not in known for keys, _, _ in follow_ups for key in keys):
+        raise ValueError("a follow-up needs a job that is not in jobs")
 
     def finish(job, result):
         nonlocal done
@@ -370,8 +381,20 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
         if progress is not None:
             progress(done, total, job, float(result["seconds"]))
 
+    def ready_follow_ups(started):
+        """(index, function, args) of the follow-ups not yet started whose jobs are all done."""
+        ready = [index for index, (keys, _, _) in enumerate(follow_ups)
+                 if index not in started and all(key in results for key in keys)]
+        started.update(ready)
+        return [(index, _call_follow_up, (follow_ups[index][1], {key: results[key] for key in follow_ups[index][0]},
+                                          follow_ups[index][2])) for index in ready]
+
+    def follow_up_done(index, value):
+        if then_done is not None:
+            then_done(index, value)
+
     try:
-        if workers == 1 or len(pending) <= 1:
+        if workers == 1 or len(pending) + len(follow_ups) <= 1:
             waiting = list(pending)
             while waiting:
                 ready = [job for job in waiting if _parent_key(job) is None or _parent_key(job) in results]
@@ -379,8 +402,10 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
                     for job, result in zip(group, run_group(group, [results.get(_parent_key(j)) for j in group])):
                         finish(job, result)
                 waiting = [job for job in waiting if job_key(job) not in results]
+            for index, function, args in ready_follow_ups(set()):
+                follow_up_done(index, function(*args))
         else:
-            _run_parallel(pending, results, workers, finish)
+            _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done)
     except KeyboardInterrupt:
         kept = (f"{len(ordered) - total + done} of {len(ordered)} trainings are in the cache" if cache is not None
                 else f"{done} of {total} trainings finished, none kept (no cache)")
@@ -388,12 +413,21 @@ def run_jobs(jobs, cache=None, workers=1, progress=None):
     return [results[job_key(job)] for job in jobs]
 
 
-def _run_parallel(pending, results, workers, finish):
+def _call_follow_up(function, results, args):
+    """Run one follow-up with one BLAS thread (its bits must not depend on the machine)."""
+    from ..core.runtime import single_blas_thread
+
+    with single_blas_thread():
+        return function(results, *args)
+
+
+def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done):
     """Run jobs in ``workers`` spawned processes with one BLAS thread each; parents before children.
 
-    The workers start with SIGINT blocked and ignore it; on any exit other than success (an
-    error, Ctrl-C) the parent terminates them, so an interrupt never waits for a running job
-    and never leaves a process behind. Only the parent writes files (``finish``).
+    Follow-ups (:func:`run_jobs`'s ``then``) join the queue, ahead of the trainings, as soon as
+    their jobs are done. The workers start with SIGINT blocked and ignore it; on any exit other
+    than success (an error, Ctrl-C) the parent terminates them, so an interrupt never waits for
+    a running job and never leaves a process behind. Only the parent writes files (``finish``).
     """
     import multiprocessing
     import queue
@@ -413,17 +447,23 @@ def _run_parallel(pending, results, workers, finish):
         os.environ.clear()
         os.environ.update(saved)
     try:
-        waiting, running, queued = list(pending), {}, []
-        while waiting or running or queued:
+        waiting, running, queued, started = list(pending), {}, [], set()
+        follow_ups = ready_follow_ups(started)                  # (index, function, args) ready to go
+        while waiting or running or queued or follow_ups:
             if not queued:                                      # plan the groups whose parents are done
                 ready = [job for job in waiting if _parent_key(job) is None or _parent_key(job) in results]
                 queued = plan_groups(ready, workers) if ready else []
                 waiting = [job for job in waiting if job not in ready]
-            while queued and len(running) < workers:
+            while (follow_ups or queued) and len(running) < workers:
+                if follow_ups:
+                    index, function, args = follow_ups.pop(0)
+                    running[("then", index)] = None
+                    tasks.put((("then", index), function, args))
+                    continue
                 group = queued.pop(0)
                 index = job_key(group[0])
                 running[index] = group
-                tasks.put((index, group, [results.get(_parent_key(job)) for job in group]))
+                tasks.put((index, run_group, (group, [results.get(_parent_key(job)) for job in group])))
             if not running:
                 raise RuntimeError("no job can start: a parent job is missing from the pending list")
             try:
@@ -438,8 +478,12 @@ def _run_parallel(pending, results, workers, finish):
             if status == "error":
                 error, text = payload
                 raise error from _RemoteTraceback(text)
+            if group is None:                                   # a follow-up
+                follow_up_done(index[1], payload)
+                continue
             for job, result in zip(group, payload):
                 finish(job, result)
+            follow_ups += ready_follow_ups(started)
         for _ in processes:
             tasks.put(None)
         for process in processes:

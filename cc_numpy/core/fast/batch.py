@@ -24,6 +24,10 @@ therefore count as one sample of squared length the sum of theirs: every sample 
 single active feature i of sign s becomes one row s·√(Σ v²) e_i. At p = 0.01 that turns
 about 760 of 1300 non-empty rows into at most 2n = 200, the same loss and the same
 gradients with 45 % fewer rows (training only: evaluation needs every sample's own loss).
+
+Dense batches (p ≥ ``data.DENSE_FROM_P``) keep x and r as arrays: there every product with y
+costs as much as forming y, so ``statistics.py`` forms each model's y = r + x Tᵀ from the
+products x Uᵀ with the few distinct label matrices U of the batched models (:meth:`label_products`).
 """
 
 import numpy as np
@@ -37,11 +41,13 @@ class SharedBatch:
     ----------
     batch_size : B, all samples (the loss is a mean over B · n).
     rows : B_nz, the rows kept (after merging rays).
-    x : (B_nz, n) ndarray for a dense batch; None for a sparse one (everything goes through x±).
-    signed, signed_T : (B_nz, 2n) x± (CSR or ndarray) and its transpose (a CSC view when sparse).
+    x, r : (B_nz, n) ndarrays x and ReLU(x) for a dense batch; None for a sparse one.
+
+    Sparse batches only (everything goes through x±):
+    signed, signed_T : (B_nz, 2n) CSR x± and its (2n, B_nz) transpose, a CSC view.
     RQ : (2, n²) R = rᵀx and Q = xᵀx, flattened, in the training dtype.   rr : ‖r‖².
-    pairs : for sparse batches, (row, i, j, x_i, x_j, r_i) of every two stored entries that
-        share a row (both orders, and each entry with itself): what ‖y_b‖² needs per row.
+    pairs : (row, i, j, x_i, x_j, r_i) of every two stored entries that share a row (both
+        orders, and each entry with itself): what ‖y_b‖² needs per row.
     """
 
     def __init__(self, batch, dtype, merge_rays=True):
@@ -54,13 +60,14 @@ class SharedBatch:
             self._init_sparse(*arrays)
         else:
             self._init_dense(np.asarray(x))
-        self.rows = self.signed.shape[0]
+        self._products = None
 
     def _init_sparse(self, values, columns, indptr):
         n, rows = self.n, indptr.size - 1
         positive = values > 0                                               # (nnz,) stored in r as well
         signed_columns = columns + positive.astype(columns.dtype) * columns.dtype.type(n)
-        self.x = None                                                       # products with x go through x±
+        self.x = self.r = None                                              # products with x go through x±
+        self.rows = rows
         self.signed = sp.csr_matrix((values, signed_columns, indptr), shape=(rows, 2 * n))
         self.signed_T = self.signed.T                                       # (2n, B_nz) CSC view
         counts = np.diff(indptr)                                            # (B_nz,) entries per row
@@ -81,36 +88,37 @@ class SharedBatch:
         self.rr = float(np.dot(r_values.astype(np.float64), r_values))      # ‖r‖²
 
     def _init_dense(self, x):
-        r = np.maximum(x, np.zeros_like(x))                                 # (B_nz, n)
-        self.x = x
-        self.signed = np.concatenate([x - r, r], axis=1)                    # (B_nz, 2n) x±
-        self.signed_T = self.signed.T
-        self.pairs = None
-        self.RQ = np.stack([(r.T @ x).ravel(), (x.T @ x).ravel()]).astype(self.dtype)   # rᵀx, xᵀx
-        self.rr = float(np.vdot(r.astype(np.float64), r))
+        self.x = x                                                          # (B_nz, n)
+        self.r = np.maximum(x, 0)                                           # (B_nz, n)  r = ReLU(x)
+        self.rows = x.shape[0]
+        self.signed = self.signed_T = self.RQ = self.rr = self.pairs = None
+
+    def label_products(self, matrices):
+        """x Uᵀ for each of the label matrices U (dense batches), computed once per batch.
+
+        matrices : list of (n, n) arrays or None for the identity (x itself).
+        Returns the list of (B_nz, n) products (the first call's, whatever is passed later).
+        """
+        if self._products is None:
+            self._products = [self.x if U is None else self.x @ U.T for U in matrices]   # (B_nz, n) @ (n, n)
+        return self._products
 
     def inputs_times(self, W):
         """x @ W_k for every model: W (K, n, m) -> (B_nz, K, m); for sparse x as x± [W; W]."""
         if self.x is not None:
-            return self.times(self.x, W)
-        return self.times(self.signed, np.concatenate([W, W], axis=1))
+            return np.matmul(self.x, W).transpose(1, 0, 2)                 # one gemm per model
+        return self.signed_times(np.concatenate([W, W], axis=1))
 
-    def times(self, left, W):
-        """left @ W_k for every model: left (B_nz, c) is x or x±, W (K, c, m) -> (B_nz, K, m)."""
-        K, c, m = W.shape
-        if sp.issparse(left):                                               # the K models side by side as columns
-            columns = np.ascontiguousarray(W.transpose(1, 0, 2)).reshape(c, K * m)
-            return (left @ columns).reshape(-1, K, m)
-        out = np.empty((left.shape[0], K, m), dtype=W.dtype)
-        np.matmul(left, W, out=out.transpose(1, 0, 2))                     # one gemm per model
-        return out
+    def signed_times(self, V):
+        """x± @ V_k for every model (sparse batches): V (K, 2n, m) -> (B_nz, K, m)."""
+        K, c, m = V.shape                                                   # the K models side by side as columns
+        columns = np.ascontiguousarray(V.transpose(1, 0, 2)).reshape(c, K * m)
+        return (self.signed @ columns).reshape(-1, K, m)
 
-    def transposed_times(self, left_T, D):
-        """leftᵀ @ D_k for every model: left_T (c, B_nz), D (B_nz, K, m) -> (K, c, m)."""
+    def signed_transposed_times(self, D):
+        """x±ᵀ @ D_k for every model (sparse batches): D (B_nz, K, m) -> (K, 2n, m)."""
         rows, K, m = D.shape
-        if sp.issparse(left_T):
-            return (left_T @ D.reshape(rows, K * m)).reshape(-1, K, m).transpose(1, 0, 2)
-        return np.matmul(left_T, D.transpose(1, 0, 2))
+        return (self.signed_T @ D.reshape(rows, K * m)).reshape(-1, K, m).transpose(1, 0, 2)
 
 
 def merged_rays(values, columns, indptr, n):

@@ -7,6 +7,7 @@ For sample b (a row), with ŷ_b = W_out a_b and y_b = r_b + T x_b (``batch.py``)
 
 with P = W_outᵀW_out and V = [TᵀW_out; W_out + TᵀW_out] (2n × d_mlp), so no (B, n) array is
 formed for a sparse batch: the last sum runs over the pairs of stored entries of each row.
+A dense batch forms ŷ − y, which costs no more there.
 Everything is computed in float64, whatever the dtype of the weights.
 """
 
@@ -33,7 +34,7 @@ def prepare(params, task, M=None, sigma=0.0):
     T = N + sigma * np.asarray(M, dtype=np.float64) if task == "mixed" else N   # (n, n)
     W_in, W_out = params["W_in"], params["W_out"]
     TW = T.T @ W_out                                                       # (n, d_mlp)  Tᵀ W_out
-    return {"W_in": W_in, "P": W_out.T @ W_out, "V": np.concatenate([TW, TW + W_out]),
+    return {"W_in": W_in, "W_out": W_out, "P": W_out.T @ W_out, "V": np.concatenate([TW, TW + W_out]),
             "T": T, "TtT": T.T @ T}
 
 
@@ -43,15 +44,13 @@ def sample_losses(model, batch):
     n = shared.n
     h = shared.inputs_times(model["W_in"].T[None])[:, 0]                  # (B_nz, d_mlp)  h = W_in x
     a = np.maximum(h, 0)                                                   # (B_nz, d_mlp)  a = ReLU(h)
+    if shared.x is not None:                                               # a dense batch: form ŷ − y itself
+        error = a @ model["W_out"].T - shared.r - shared.x @ model["T"].T   # (B_nz, n)  ŷ − (r + x Tᵀ)
+        return np.einsum("bo,bo->b", error, error) / n
     y_hat_sq = np.einsum("bj,bj->b", a @ model["P"], a)                    # (B_nz,)  ‖ŷ_b‖² = a_b P a_bᵀ
     cross = np.einsum("bj,bj->b", np.asarray(shared.signed @ model["V"]), a)   # ŷ_b · y_b
-    if shared.pairs is None:                                               # a dense batch: form y itself
-        x = shared.x
-        y = np.maximum(x, 0) + x @ model["T"].T                            # (B_nz, n)
-        y_sq = np.einsum("bo,bo->b", y, y)
-    else:
-        rows, i, j, x_i, x_j, r_i = shared.pairs
-        T, TtT = model["T"], model["TtT"]
-        per_pair = x_i * TtT[i, j] * x_j + 2 * r_i * T[i, j] * x_j + (i == j) * r_i * r_i
-        y_sq = np.bincount(rows, per_pair, shared.rows)                    # ‖y_b‖²
+    rows, i, j, x_i, x_j, r_i = shared.pairs
+    T, TtT = model["T"], model["TtT"]
+    per_pair = x_i * TtT[i, j] * x_j + 2 * r_i * T[i, j] * x_j + (i == j) * r_i * r_i
+    y_sq = np.bincount(rows, per_pair, shared.rows)                        # ‖y_b‖²
     return np.maximum(y_hat_sq - 2 * cross + y_sq, 0) / n

@@ -18,6 +18,11 @@ calls the same BLAS routine on every 2-D slice), each product with the batch put
 models side by side as columns (a sparse product sums every output element in the same
 order whatever the column count) and each per-model sum is a BLAS dot over that model's
 own block. So a model's numbers are bit for bit the same whichever models share its batch.
+
+Dense batches (p ≥ ``data.DENSE_FROM_P``, most rows and entries non-zero) gain nothing from the
+statistics: rᵀx and xᵀx alone cost 2 B n² and x± doubles every product with the batch. There
+the error e = ŷ − y is formed (:func:`dense_loss_and_grads`): five (B × n × d_mlp) products a
+model, and y = r + x Nᵀ + s x Mᵀ from products x Uᵀ that the models share.
 """
 
 import numpy as np
@@ -29,21 +34,24 @@ def dots(X, Y):
     return np.matmul(X.reshape(K, 1, -1), Y.reshape(K, -1, 1))[:, 0, 0]
 
 
-def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s):
+def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms=None):
     """Loss and gradients of K MLPs ŷ = W_out ReLU(W_in x) on one shared batch.
 
     Parameters
     ----------
     batch : ``batch.SharedBatch``.
     W_in : (K, d_mlp, n).   W_out : (K, n, d_mlp).
-    labels : from :func:`label_stacks` (the models' N and M).
+    labels : from :func:`label_stacks` (the models' N and M, and their indices into ``terms``).
     s : (K,) the labels' |σ| of each model.
     learn_s : also return ∂L/∂s under "s".
+    terms : the distinct label matrices (``label_stacks``'s second value); dense batches need them.
 
     Returns
     -------
     loss : (K,)   grads : {"W_in": (K, d_mlp, n), "W_out": (K, n, d_mlp)[, "s": (K,)]}
     """
+    if batch.x is not None:
+        return dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms)
     K, n, d_mlp = W_out.shape
     scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
     T = labels["N"] + s[:, None, None] * labels["M"]                         # (K, n, n)  T = N + s M
@@ -56,11 +64,11 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s):
     d_a = np.empty_like(a)                                                   # (B_nz, K, d_mlp)
     np.matmul(a_k, P, out=d_a.transpose(1, 0, 2))                            # ŷ W_out = a P
     TW = np.matmul(T.transpose(0, 2, 1), W_out)                              # (K, n, d_mlp)  Tᵀ W_out
-    d_a -= batch.times(batch.signed, np.concatenate([TW, TW + W_out], axis=1))  # − y W_out = − x± [TᵀW; W + TᵀW]
+    d_a -= batch.signed_times(np.concatenate([TW, TW + W_out], axis=1))  # − y W_out = − x± [TᵀW; W + TᵀW]
     d_a *= active                                                            # ∂L/∂h / c = (ŷ − y) W_out ⊙ 1[h > 0]
-    S_h = batch.transposed_times(batch.signed_T, d_a)                        # (K, 2n, d_mlp)  x±ᵀ ∂h
+    S_h = batch.signed_transposed_times(d_a)                        # (K, 2n, d_mlp)  x±ᵀ ∂h
     d_W_in = scale * (S_h[:, :n] + S_h[:, n:]).transpose(0, 2, 1)            # (K, d_mlp, n)   c (xᵀ ∂h)ᵀ
-    S_a = batch.transposed_times(batch.signed_T, a)                          # (K, 2n, d_mlp)  x±ᵀ a
+    S_a = batch.signed_transposed_times(a)                          # (K, 2n, d_mlp)  x±ᵀ a
     xa = S_a[:, :n] + S_a[:, n:]                                             # (K, n, d_mlp)   xᵀa
     C = S_a[:, n:] + np.matmul(T, xa)                                        # (K, n, d_mlp)   C = yᵀa = rᵀa + T xᵀa
     d_W_out = scale * (np.matmul(W_out, A) - C)                              # (K, n, d_mlp)   c (W_out A − C)
@@ -75,11 +83,59 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s):
     return loss, grads
 
 
+def dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms):
+    """:func:`mlp_loss_and_grads` on a dense batch, through the error e = ŷ − y (K, B_nz, n)."""
+    K, n, d_mlp = W_out.shape
+    scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
+    x, products = batch.x, batch.label_products(terms)                      # x (B_nz, n); x Uᵀ (B_nz, n) each
+    e = np.empty((K,) + x.shape, dtype=W_out.dtype)                          # (K, B_nz, n)
+    for k in range(K):                                                       # e_k = −y_k for now
+        N_id, M_id = labels["N_id"][k], labels["M_id"][k]
+        np.negative(batch.r, out=e[k])                                       # y = r + x Nᵀ + s x Mᵀ
+        if N_id >= 0:
+            e[k] -= products[N_id]
+        if M_id >= 0:
+            e[k] -= s[k] * products[M_id]
+    h = np.matmul(x, W_in.transpose(0, 2, 1))                                # (K, B_nz, d_mlp)  h = x W_inᵀ
+    active = h > 0                                                           # 1[h > 0]
+    a = h * active                                                           # a = ReLU(h)
+    e += np.matmul(a, W_out.transpose(0, 2, 1))                              # (K, B_nz, n)  e = ŷ − y = a W_outᵀ − y
+    loss = dots(e, e) * (scale / 2)                                          # (K,)  L = ‖e‖² / (B n)
+    d_W_out = scale * np.matmul(e.transpose(0, 2, 1), a)                     # (K, n, d_mlp)   c eᵀ a
+    d_h = np.matmul(e, W_out)                                                # (K, B_nz, d_mlp)  e W_out
+    d_h *= active                                                            # ⊙ ReLU'(h)
+    d_W_in = scale * np.matmul(d_h.transpose(0, 2, 1), x)                    # (K, d_mlp, n)   c ∂hᵀ x
+    grads = {"W_in": d_W_in, "W_out": d_W_out}
+    if learn_s:                                                              # ∂L/∂s = −c ⟨e, x Mᵀ⟩
+        grads["s"] = np.array([-scale * np.vdot(e[k], products[M_id]) if M_id >= 0 else 0.0
+                               for k, M_id in enumerate(labels["M_id"])], dtype=W_out.dtype)
+    return loss, grads
+
+
 def label_stacks(N, M, dtype):
-    """The fixed label matrices of K models: N, M (K, n, n) and, for the loss value,
-    "stack" (K, 5, n²) = [N, M, NᵀN, NᵀM, MᵀM] flattened."""
+    """The fixed label matrices of K models, and the distinct ones among them.
+
+    Returns
+    -------
+    labels : {"N", "M": (K, n, n); "stack": (K, 5, n²) = [N, M, NᵀN, NᵀM, MᵀM] flattened, for
+        the loss value; "N_id", "M_id": (K,) each model's index into ``terms``, −1 for a zero matrix}.
+    terms : list of the distinct non-zero N's and M's in ``dtype``, None standing for the identity.
+    """
     N, M = np.asarray(N, dtype=np.float64), np.asarray(M, dtype=np.float64)
     K, n, _ = N.shape
     Nt = N.transpose(0, 2, 1)
     stack = np.stack([N, M, Nt @ N, Nt @ M, M.transpose(0, 2, 1) @ M], axis=1).reshape(K, 5, n * n)
-    return {"N": N.astype(dtype), "M": M.astype(dtype), "stack": stack.astype(dtype)}
+    distinct, ids = [], []
+    for matrix in list(N) + list(M):
+        seen = [u for u, other in enumerate(distinct) if np.array_equal(other, matrix)]
+        if not np.any(matrix):
+            ids.append(-1)
+        elif seen:
+            ids.append(seen[0])
+        else:
+            distinct.append(matrix)
+            ids.append(len(distinct) - 1)
+    terms = [None if np.array_equal(U, np.eye(n)) else U.astype(dtype) for U in distinct]
+    labels = {"N": N.astype(dtype), "M": M.astype(dtype), "stack": stack.astype(dtype),
+              "N_id": np.array(ids[:K]), "M_id": np.array(ids[K:])}
+    return labels, terms
