@@ -4,7 +4,8 @@
     python benchmarks/bench_fast.py --steps 2000 --repeats 3
 
 Paper settings (batch 2048, p = 0.01, float32): the simplified MLP on mixed labels (asymmetric M,
-σ = 0.03) and the residual model. Every row trains through the library (sampling included) and
+σ = 0.03) and the residual model; ``mlp-dense`` is the same MLP at p = 0.5 (the dense regimes of
+the sparsity and phase-diagram experiments). Every row trains through the library (sampling included) and
 reports the best of ``--repeats`` runs, so that other processes on the machine disturb it less:
 
 * ``plain``       — ``engine='plain'``, the dense (B, n) teaching loop;
@@ -33,7 +34,9 @@ from cc_numpy.core.fast.batch import SharedBatch
 clock = time.perf_counter                  # --cpu: time.process_time, the CPU time this process got
 
 
-MODELS = {"mlp": dict(model="mlp", task="mixed", mixing="asymmetric", sigma=0.03), "residual": dict(model="residual")}
+MODELS = {"mlp": dict(model="mlp", task="mixed", mixing="asymmetric", sigma=0.03), "residual": dict(model="residual"),
+          "mlp-dense": dict(model="mlp", task="mixed", mixing="asymmetric", sigma=0.03, p=0.5)}
+DENSE_SWEEP = 8                            # the dense regime's sweep (the phase diagram trains 30 models a p)
 
 
 def peak_gflops(size=2000, repeats=4, one_thread=True):
@@ -55,7 +58,9 @@ def fast_step_flops(config, samples=20):
     for _ in range(samples):
         shared = SharedBatch(data.sample_batch(config["batch_size"], n, config["p"], rng, np.float32), np.float32)
         rows += shared.rows / samples                  # after merging rays
-        nnz += shared.signed.nnz / samples
+        nnz += (shared.signed.nnz if shared.x is None else 0) / samples
+    if nnz == 0:                                    # a dense batch: h, ŷ, eᵀa, e W_out, ∂hᵀx and x Mᵀ
+        return 2 * rows * n * (5 * d_mlp + n)
     flops = 2 * rows * d_mlp * d_mlp * 1.5          # aᵀa (half, syrk) and a P
     flops += 2 * 4 * nnz * d_mlp                    # h, y W_out, x±ᵀ∂h, x±ᵀa (sparse)
     flops += 2 * 3 * n * n * d_mlp                  # Tᵀ W_out, T xᵀa, W_outᵀ... (small dense)
@@ -134,6 +139,8 @@ def main(argv=None):
                 ("fast", best(lambda: train_seconds(dict(config, engine="fast")), args.repeats))]
         if name == "mlp":
             rows += [(f"sweep K={K}", best(lambda: sweep_seconds(config, K), args.repeats)) for K in args.sweeps]
+        elif name == "mlp-dense":
+            rows += [(f"sweep K={DENSE_SWEEP}", best(lambda: sweep_seconds(config, DENSE_SWEEP), args.repeats))]
         plain, sparse_rows = rows[0][1], rows[1][1]
         for path, seconds in rows:
             share = f"{flops * args.steps / seconds / 1e9 / peak:6.1%}" if path not in ("plain", "sparse rows") else ""

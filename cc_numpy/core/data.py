@@ -101,7 +101,10 @@ def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     positions = _active_positions(batch_size * n, p, rng)       # (K,)
     values = rng.uniform(-1.0, 1.0, size=positions.size).astype(dtype)  # (K,) x_i ~ U[-1, 1]
     rows, cols = np.divmod(positions, n)                        # (K,), (K,) rows already sorted
-    starts = np.flatnonzero(np.diff(rows, prepend=-1))          # (B_nz,) first entry of each non-empty row
+    new_row = np.empty(rows.size, dtype=bool)                   # (K,) an entry starts a row
+    new_row[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=new_row[1:])
+    starts = np.flatnonzero(new_row)                            # (B_nz,) first entry of each non-empty row
     row_index = rows[starts]                                    # (B_nz,)
     indptr = np.append(starts, rows.size)                       # (B_nz + 1,) CSR row pointers
     x = sp.csr_matrix((values, cols.astype(np.int32), indptr.astype(np.int32)),
