@@ -10,7 +10,7 @@
    trainings are done and an estimate of the time left.
 3. As soon as an experiment's trainings are done its numbers are computed (SNMF, L-BFGS,
    eigen-analysis …), in a worker next to the trainings still running, with one BLAS
-   thread; they go to ``out_dir/numbers/NAME.json``, its figure to
+   thread (seed by seed, in parallel, for an experiment with ``PER_SEED``); they go to ``out_dir/numbers/NAME.json``, its figure to
    ``out_dir/figures/NAME.png``. Last, ``report.write_report`` writes ``out_dir/REPORT.md``.
 
 Interrupting it (Ctrl-C) loses only the trainings in flight: every finished one
@@ -25,7 +25,7 @@ import numpy as np
 
 from .core.storage import save_json
 from .core.validate import check_int
-from .experiments import EXPERIMENTS, Results, resolve
+from .experiments import EXPERIMENTS, Results, analysis_units, combine_seeds, resolve
 from .pipeline.jobs import JobCache, job_cost, job_key, run_jobs
 from .pipeline.scale import is_full, make_scale, seeds as scale_seeds
 from .report import rows as report_rows, write_report
@@ -97,18 +97,26 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
     pending = [job for job in unique if not os.path.exists(cache.path(job))]
     print(f"reproduce ({scale_name} scale, seeds {seeds}): {len(names)} experiments, {len(unique)} trainings, "
           f"{len(pending)} not yet in the cache, {workers} worker(s)", file=stream, flush=True)
-    everything, analysis = {}, {}
+    everything, analysis, parts = {}, {}, {}
+    units = [(name, unit_jobs, unit_seeds) for name in names
+             for unit_jobs, unit_seeds in analysis_units(name, scale, seeds)]
 
     def analysed(index, value):                                  # in this process: write numbers and figure
-        name = names[index]
-        numbers, analysis[name] = value
-        numbers = dict(numbers, _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
+        name = units[index][0]
+        parts.setdefault(name, {})[index] = value
+        expected = [i for i, unit in enumerate(units) if unit[0] == name]
+        if len(parts[name]) < len(expected):
+            return                                              # another seed of it is still being analysed
+        per_seed = [parts[name][i][0] for i in expected]
+        analysis[name] = sum(parts[name][i][1] for i in expected)
+        numbers = dict(combine_seeds(name, per_seed, seeds),
+                       _run={"scale_name": scale_name, "full_scale": is_full(scale), "seeds": seeds})
         save_json(os.path.join(out_dir, "numbers", f"{name}.json"), numbers)
         EXPERIMENTS[name].plot(numbers, os.path.join(out_dir, "figures", f"{name}.png"))
         everything[name] = numbers
         print(f"  analysed {name} ({analysis[name]:.1f} s)", file=stream, flush=True)
 
-    analyses = [(jobs_by_name[name], analyse, (name, scale, seeds)) for name in names]
+    analyses = [(unit_jobs, analyse, (name, scale, unit_seeds)) for name, unit_jobs, unit_seeds in units]
     results = run_jobs(unique, cache=cache, workers=workers, progress=Progress(_owners(jobs_by_name), pending, stream),
                        then=analyses, then_done=analysed)
     looked_up = Results({job_key(job): result for job, result in zip(unique, results)})

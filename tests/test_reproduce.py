@@ -16,7 +16,7 @@ import pytest
 
 from cc_numpy import reproduce
 from cc_numpy.core.storage import load_json, load_npz
-from cc_numpy.experiments import EXPERIMENTS, REQUIRED, Results, command_name, resolve
+from cc_numpy.experiments import EXPERIMENTS, REQUIRED, Results, analysis_units, combine_seeds, command_name, resolve
 from cc_numpy.pipeline import jobs
 from cc_numpy.pipeline.scale import TEST, make_scale, seeds
 
@@ -222,3 +222,17 @@ def test_bad_input_raises_before_writing_anything(tmp_path, kwargs, error):
         reproduce.reproduce(str(out), **dict({"scale": "test", "only": "naive_offset"}, **kwargs),
                             stream=io.StringIO())
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", [name for name, module in EXPERIMENTS.items() if hasattr(module, "PER_SEED")])
+def test_an_experiment_analysed_seed_by_seed_has_the_numbers_of_all_seeds_at_once(name):
+    scale, chosen = make_scale("test"), [0, 1]
+    module = EXPERIMENTS[name]
+    needed = module.jobs(scale, chosen)
+    results = Results({jobs.job_key(job): result for job, result in zip(needed, jobs.run_jobs(needed))})
+    units = analysis_units(name, scale, chosen)
+    assert [unit_seeds for _, unit_seeds in units] == [[0], [1]]
+    per_seed = [module.numbers(results, scale, unit_seeds) for _, unit_seeds in units]
+    together = module.numbers(results, scale, chosen)
+    assert json.dumps(combine_seeds(name, per_seed, chosen), sort_keys=True) == json.dumps(together, sort_keys=True)
+    assert json.dumps(per_seed[0], sort_keys=True) != json.dumps(per_seed[1], sort_keys=True)   # the seeds differ

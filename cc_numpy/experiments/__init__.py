@@ -12,6 +12,10 @@ An experiment module ``NAME.py`` defines
     CHECKS                         our own measurements, with their own expectations
     table(numbers)                 optional: extra markdown lines for REPORT.md
     BEYOND_THE_PAPER               optional, True for experiments the paper leaves open
+    PER_SEED                       optional: the keys of ``numbers`` that hold one entry per seed
+                                   (a list, or a dict of lists, with seeds as the first axis) when
+                                   every other key is the same for any seeds; ``reproduce`` then
+                                   analyses each seed on its own, in parallel (:func:`combine_seeds`)
 
 The registry below finds the modules on disk, so adding an experiment is one new
 file (and its chapter). The command-line name of an experiment is its module name
@@ -38,6 +42,29 @@ def _discover():
         modules[info.name] = module
     return dict(sorted(modules.items(), key=lambda item: item[1].ORDER))
 
+
+
+def analysis_units(name, scale, seeds):
+    """How ``reproduce`` analyses an experiment: a list of (jobs, seeds) units, one per seed if it has
+    ``PER_SEED`` (then :func:`combine_seeds` joins their numbers), else one for all seeds."""
+    module = EXPERIMENTS[name]
+    if hasattr(module, "PER_SEED") and len(seeds) > 1:
+        return [(module.jobs(scale, [seed]), [seed]) for seed in seeds]
+    return [(module.jobs(scale, seeds), list(seeds))]
+
+
+def combine_seeds(name, per_seed, seeds):
+    """One experiment's numbers for ``seeds`` from its numbers for each seed alone (``PER_SEED`` keys joined)."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    combined = dict(per_seed[0], seeds=list(seeds))
+    for key in EXPERIMENTS[name].PER_SEED:
+        first = per_seed[0][key]
+        if isinstance(first, dict):
+            combined[key] = {sub: [row for numbers in per_seed for row in numbers[key][sub]] for sub in first}
+        else:
+            combined[key] = [row for numbers in per_seed for row in numbers[key]]
+    return combined
 
 
 def paper_experiments():

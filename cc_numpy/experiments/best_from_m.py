@@ -65,6 +65,7 @@ ORDER = 110
 BEYOND_THE_PAPER = True          # an experiment the paper leaves open: `reproduce --paper-only` skips it
 HELP = ("exact small-p optimum, SNMF (both targets), joint bound, and models trained at p = 0.01 and p = 0.001, "
         "all scored by the exact p → 0 L/p against σ")
+PER_SEED = KINDS          # numbers[kind] hold one entry per seed: `reproduce` analyses seed by seed
 
 
 def optimum_sigmas(scale):

@@ -24,6 +24,7 @@ from .sigma_sweep import KINDS, TRAIN_P, first_above_naive, sweep_job
 
 ORDER = 80
 HELP = "exact small-p L/p of the SNMF-built MLP (both targets) and of the trained models against σ (the paper's Fig. 9)"
+PER_SEED = KINDS          # numbers[kind] hold one entry per seed: `reproduce` analyses seed by seed
 TARGETS = baselines.TARGETS                        # "ours": I + σM; "authors": I + σMᵀ
 
 

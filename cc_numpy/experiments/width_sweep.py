@@ -57,6 +57,7 @@ ORDER = 100
 BEYOND_THE_PAPER = True          # an experiment the paper leaves open: `reproduce --paper-only` skips it
 HELP = ("the residual CC model at widths d = 100 … 10,000 and with an orthonormal W_E (M = 0): L/p at p = 0.01 and "
         "p → 0 against d, beside three predictions from the mixing matrix alone")
+PER_SEED = ("residual", "orthonormal")   # they hold one entry per seed: `reproduce` analyses seed by seed
 TRAIN_P = 0.01
 SHARED_D = DEFAULT_CONFIG["d"]          # at this width the models are the mixing-types experiment's
 LARGE_D = 1000                          # "large d": where the gain should shrink steadily
