@@ -9,8 +9,9 @@ the sparsity and phase-diagram experiments). Every row trains through the librar
 reports the best of ``--repeats`` runs, so that other processes on the machine disturb it less:
 
 * ``plain``       — ``engine='plain'``, the dense (B, n) teaching loop;
-* ``sparse rows`` — the loop before the fast engine (a CSR batch of the non-empty rows through the
-                    teaching forward/backward), kept here as the reference the issue's floors were set on;
+* ``sparse rows`` — the loop before the fast engine (the sampler's batch of non-empty rows, CSR below
+                    p = 0.1 and an array from there on, through the teaching forward/backward),
+                    kept here as the reference the issue's floors were set on;
 * ``fast``        — ``engine='fast'`` (``train`` runs the batched trainer with K = 1);
 * ``sweep K``     — ``fast.train_batched`` on K models of a σ sweep, per model.
 
@@ -50,8 +51,8 @@ def peak_gflops(size=2000, repeats=4, one_thread=True):
         return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def fast_step_flops(config, samples=20):
-    """FLOPs of the fast engine's products per step and model (2 per multiply-add), from real batches."""
+def fast_step_flops(config, K=1, samples=20):
+    """FLOPs of the fast engine's products per step and model of K sharing a batch (2 per multiply-add)."""
     rng = data.random_streams(0)["data"]
     n, d_mlp, d = config["n"], config["d_mlp"], config["d"]
     rows = nnz = 0
@@ -59,8 +60,8 @@ def fast_step_flops(config, samples=20):
         shared = SharedBatch(data.sample_batch(config["batch_size"], n, config["p"], rng, np.float32), np.float32)
         rows += shared.rows / samples                  # after merging rays
         nnz += (shared.signed.nnz if shared.x is None else 0) / samples
-    if nnz == 0:                                    # a dense batch: h, ŷ, eᵀa, e W_out, ∂hᵀx and x Mᵀ
-        return 2 * rows * n * (5 * d_mlp + n)
+    if shared.x is not None:                        # a dense batch: h, ŷ, eᵀa, e W_out, ∂hᵀx; x Mᵀ once for K
+        return 2 * rows * n * (5 * d_mlp + n / K)
     flops = 2 * rows * d_mlp * d_mlp * 1.5          # aᵀa (half, syrk) and a P
     flops += 2 * 4 * nnz * d_mlp                    # h, y W_out, x±ᵀ∂h, x±ᵀa (sparse)
     flops += 2 * 3 * n * n * d_mlp                  # Tᵀ W_out, T xᵀa, W_outᵀ... (small dense)
@@ -70,7 +71,7 @@ def fast_step_flops(config, samples=20):
 
 
 def sparse_rows_seconds(config):
-    """The pre-fast-engine loop: CSR non-empty rows, teaching forward/backward, loss over all B rows."""
+    """The pre-fast-engine loop: the sampler's non-empty rows, teaching forward/backward, loss over all B rows."""
     config = train.make_config(**config)
     dtype = np.float32
     params, M, rng = train.build_run(config)
@@ -133,7 +134,7 @@ def main(argv=None):
     print(f"{'model':>9s} {'path':>12s} {'s / 10k steps':>14s} {'vs plain':>9s} {'vs sparse rows':>15s} {'peak':>6s}")
     for name in args.models:
         config = dict(MODELS[name], steps=args.steps, dtype="float32")
-        flops = fast_step_flops(train.make_config(**config))
+        flops = {K: fast_step_flops(train.make_config(**config), K) for K in [1] + args.sweeps + [DENSE_SWEEP]}
         rows = [("plain", best(lambda: train_seconds(dict(config, engine="plain")), args.repeats)),
                 ("sparse rows", best(lambda: sparse_rows_seconds(config), args.repeats)),
                 ("fast", best(lambda: train_seconds(dict(config, engine="fast")), args.repeats))]
@@ -143,7 +144,8 @@ def main(argv=None):
             rows += [(f"sweep K={DENSE_SWEEP}", best(lambda: sweep_seconds(config, DENSE_SWEEP), args.repeats))]
         plain, sparse_rows = rows[0][1], rows[1][1]
         for path, seconds in rows:
-            share = f"{flops * args.steps / seconds / 1e9 / peak:6.1%}" if path not in ("plain", "sparse rows") else ""
+            K = int(path.split("=")[1]) if path.startswith("sweep") else 1
+            share = f"{flops[K] * args.steps / seconds / 1e9 / peak:6.1%}" if path not in ("plain", "sparse rows") else ""
             print(f"{name:>9s} {path:>12s} {seconds * scale:14.2f} {plain / seconds:8.2f}x "
                   f"{sparse_rows / seconds:14.2f}x {share:>6s}")
     print("ratios are per-model throughput (higher is faster); s / 10k steps of a sweep is per model.")

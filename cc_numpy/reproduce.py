@@ -9,12 +9,13 @@
    ``workers`` processes, showing which experiment is running, how many
    trainings are done and an estimate of the time left.
 3. As soon as an experiment's trainings are done its numbers are computed (SNMF, L-BFGS,
-   eigen-analysis …), in a worker next to the trainings still running, with one BLAS
-   thread (seed by seed, in parallel, for an experiment with ``PER_SEED``); they go to ``out_dir/numbers/NAME.json``, its figure to
+   eigen-analysis …), in a worker next to the trainings still running (with one worker:
+   after the trainings, in this process), with one BLAS thread (seed by seed, in parallel, for an experiment with ``PER_SEED``); they go to ``out_dir/numbers/NAME.json``, its figure to
    ``out_dir/figures/NAME.png``. Last, ``report.write_report`` writes ``out_dir/REPORT.md``.
 
-Interrupting it (Ctrl-C) loses only the trainings in flight: every finished one
-is in the cache, written atomically, and a rerun starts from there.
+Interrupting it (Ctrl-C) loses only the trainings and analyses in flight: every finished
+training is in the cache, written atomically, and a rerun starts from there (analyses
+are not cached: a rerun redoes them).
 """
 
 import os

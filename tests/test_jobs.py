@@ -357,3 +357,16 @@ def test_follow_ups_run_when_every_job_is_cached(tmp_path):
 def test_a_follow_up_that_needs_an_unknown_job_is_refused():
     with pytest.raises(ValueError, match="not in jobs"):
         jobs.run_jobs([tiny_job()], then=[([tiny_job(seed=99)], len, ())])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_follow_up_lets_the_trainings_and_other_follow_ups_finish_then_raises(tmp_path, workers):
+    first, second = tiny_job(), tiny_job(seed=6)
+    values = []
+    failing = int if workers == 1 else dict.values              # an error; a value that cannot be pickled
+    with pytest.raises((TypeError, RuntimeError)):
+        jobs.run_jobs([first, second], cache=jobs.JobCache(tmp_path / "cache"), workers=workers,
+                      then=[([first], failing, ()), ([second], len, ())],
+                      then_done=lambda index, value: values.append((index, value)))
+    assert values == [(1, 1)]                                    # the other follow-up ran and was delivered
+    assert sorted(os.listdir(tmp_path / "cache")) == sorted(f"{jobs.job_key(j)}.npz" for j in (first, second))

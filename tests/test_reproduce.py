@@ -232,7 +232,8 @@ def test_an_experiment_analysed_seed_by_seed_has_the_numbers_of_all_seeds_at_onc
     results = Results({jobs.job_key(job): result for job, result in zip(needed, jobs.run_jobs(needed))})
     units = analysis_units(name, scale, chosen)
     assert [unit_seeds for _, unit_seeds in units] == [[0], [1]]
-    per_seed = [module.numbers(results, scale, unit_seeds) for _, unit_seeds in units]
+    per_seed = [module.numbers(Results({jobs.job_key(job): results[job] for job in jobs.ancestors_first(unit_jobs)}),
+                               scale, unit_seeds) for unit_jobs, unit_seeds in units]     # each sees its own jobs only
     together = module.numbers(results, scale, chosen)
     assert json.dumps(combine_seeds(name, per_seed, chosen), sort_keys=True) == json.dumps(together, sort_keys=True)
     assert json.dumps(per_seed[0], sort_keys=True) != json.dumps(per_seed[1], sort_keys=True)   # the seeds differ

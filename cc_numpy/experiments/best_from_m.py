@@ -44,10 +44,10 @@ p → 0 score, and that the bound lies below every optimum found.
 
 Cost at the paper's scale: the p = 0.01 models are the σ sweep's; the new trainings
 are 11 σ × 2 kinds × 3 seeds = 66 models at 105k steps, one batched pass of 22 per
-seed (about 20–40 minutes of one core). The analysis runs in one process: L-BFGS
-2 starts × 11 σ × 2 kinds × 3 seeds at about 4–5 s a start, SNMF 21 σ × 3 fits ×
-3 seeds at about 1 s, together about 12 minutes (``best_restarts`` = 1 halves the
-L-BFGS part).
+seed (about 20–40 minutes of one core). The analysis (``PER_SEED``: one part per seed,
+in parallel under ``reproduce``): L-BFGS 2 starts × 11 σ × 2 kinds × 3 seeds at about
+4–5 s a start, SNMF 21 σ × 3 fits × 3 seeds at about 1 s, together about 12 minutes
+of one core (``best_restarts`` = 1 halves the L-BFGS part).
 """
 
 import numpy as np

@@ -309,7 +309,9 @@ def _worker(tasks, outputs):
             return
         index, function, args = task
         try:
-            outputs.put((index, "ok", function(*args)))
+            value = function(*args)
+            pickle.dumps(value)                                 # an unpicklable value fails here, not in the queue
+            outputs.put((index, "ok", value))
         except BaseException as error:                          # noqa: BLE001  (sent to the parent, re-raised there)
             text = traceback.format_exc()
             try:
@@ -349,9 +351,13 @@ def run_jobs(jobs, cache=None, workers=1, progress=None, then=(), then_done=None
         (a list of jobs, each also in ``jobs`` or an ancestor of one) has its result,
         ``function({key: result of each needed job and its ancestors}, *args)`` runs, in a worker
         next to the remaining trainings when ``workers > 1`` (ahead of them: follow-ups are the
-        long serial tails), always with one BLAS thread. ``function`` must be a module-level
-        function (workers import it by name).
+        long serial tails), after every training when ``workers == 1``, always with one BLAS
+        thread. ``function`` must be a module-level function (workers import it by name) and
+        return something picklable.
     then_done : callable ``then_done(index, value)`` in this process with each follow-up's value.
+
+    A follow-up that fails (or whose ``then_done`` fails) does not stop the trainings or the other
+    follow-ups: the first such error is raised once they are all done.
 
     With ``workers > 1`` the workers are *spawned*: each re-imports the caller's main module,
     so a script that calls this must do so under ``if __name__ == "__main__":``.
@@ -389,9 +395,14 @@ def run_jobs(jobs, cache=None, workers=1, progress=None, then=(), then_done=None
         return [(index, _call_follow_up, (follow_ups[index][1], {key: results[key] for key in follow_ups[index][0]},
                                           follow_ups[index][2])) for index in ready]
 
+    failures = []                                               # a follow-up's error waits for the trainings
+
     def follow_up_done(index, value):
         if then_done is not None:
-            then_done(index, value)
+            try:
+                then_done(index, value)
+            except Exception as error:                          # noqa: BLE001  (raised after the trainings)
+                failures.append(error)
 
     try:
         if workers == 1 or len(pending) + len(follow_ups) <= 1:
@@ -403,9 +414,16 @@ def run_jobs(jobs, cache=None, workers=1, progress=None, then=(), then_done=None
                         finish(job, result)
                 waiting = [job for job in waiting if job_key(job) not in results]
             for index, function, args in ready_follow_ups(set()):
-                follow_up_done(index, function(*args))
+                try:
+                    value = function(*args)
+                except Exception as error:                      # noqa: BLE001  (the other follow-ups still run)
+                    failures.append(error)
+                else:
+                    follow_up_done(index, value)
         else:
-            _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done)
+            _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done, failures)
+        if failures:
+            raise failures[0]
     except KeyboardInterrupt:
         kept = (f"{len(ordered) - total + done} of {len(ordered)} trainings are in the cache" if cache is not None
                 else f"{done} of {total} trainings finished, none kept (no cache)")
@@ -421,11 +439,12 @@ def _call_follow_up(function, results, args):
         return function(results, *args)
 
 
-def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done):
+def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done, failures):
     """Run jobs in ``workers`` spawned processes with one BLAS thread each; parents before children.
 
     Follow-ups (:func:`run_jobs`'s ``then``) join the queue, ahead of the trainings, as soon as
-    their jobs are done. The workers start with SIGINT blocked and ignore it; on any exit other
+    their jobs are done. A failed follow-up is appended to ``failures`` (with the worker's
+    traceback as its cause) and the trainings go on; a failed training stops everything. The workers start with SIGINT blocked and ignore it; on any exit other
     than success (an error, Ctrl-C) the parent terminates them, so an interrupt never waits for
     a running job and never leaves a process behind. Only the parent writes files (``finish``).
     """
@@ -475,6 +494,11 @@ def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up
                                        "memory; finished trainings are in the cache") from None
                 continue
             group = running.pop(index)
+            if status == "error" and group is None:             # a follow-up: keep training, raise at the end
+                error, text = payload
+                error.__cause__ = _RemoteTraceback(text)
+                failures.append(error)
+                continue
             if status == "error":
                 error, text = payload
                 raise error from _RemoteTraceback(text)

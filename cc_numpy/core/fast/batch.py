@@ -94,14 +94,14 @@ class SharedBatch:
         self.signed = self.signed_T = self.RQ = self.rr = self.pairs = None
 
     def label_products(self, matrices):
-        """x Uᵀ for each of the label matrices U (dense batches), computed once per batch.
+        """x Uᵀ for each of the label matrices U (dense batches), computed once per batch and list.
 
         matrices : list of (n, n) arrays or None for the identity (x itself).
-        Returns the list of (B_nz, n) products (the first call's, whatever is passed later).
+        Returns the list of (B_nz, n) products.
         """
-        if self._products is None:
-            self._products = [self.x if U is None else self.x @ U.T for U in matrices]   # (B_nz, n) @ (n, n)
-        return self._products
+        if self._products is None or self._products[0] is not matrices:
+            self._products = (matrices, [self.x if U is None else self.x @ U.T for U in matrices])  # (B_nz, n) @ (n, n)
+        return self._products[1]
 
     def inputs_times(self, W):
         """x @ W_k for every model: W (K, n, m) -> (B_nz, K, m); for sparse x as x± [W; W]."""

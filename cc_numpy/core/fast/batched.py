@@ -4,8 +4,9 @@ The models may differ in σ, in the mixing matrix, in the task, in whether σ is
 in their initial weights (fine-tuning); they must agree on everything that decides the
 batches, the shapes and the schedule (:data:`SHARED_KEYS`). Each step draws one batch,
 computes what depends on the batch alone once (``batch.SharedBatch``), then every model's
-loss and gradients from statistics (``statistics.py``), in chunks of a few models so that
-the working set stays in cache, and one AdamW update of the stacked weights.
+loss and gradients (``statistics.py``: from statistics for a sparse batch, from the error for a
+dense one), in chunks of a few models so that the working set stays small, and one AdamW
+update of the stacked weights.
 
 A model's weights are bit for bit the same whether it is trained alone (K = 1, which is
 what ``train.train`` runs with ``engine='fast'``) or next to others, so results can be
@@ -24,7 +25,7 @@ from .batch import SharedBatch
 from .statistics import label_stacks, mlp_loss_and_grads
 
 SHARED_KEYS = ("model", "seed", "p", "batch_size", "steps", "n", "d", "d_mlp", "dtype", "lr", "weight_decay")
-CHUNK = 4                 # models per pass over the batch: (B_nz, CHUNK · d_mlp) arrays stay in cache
+CHUNK = 4                 # models per pass over the batch: (B_nz, CHUNK · d_mlp) arrays stay in cache (sparse)
 
 
 def check_shareable(configs):

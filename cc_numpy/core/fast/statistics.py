@@ -1,4 +1,4 @@
-"""Loss and gradients of K models from batch statistics, never forming the (B, n) output.
+"""Loss and gradients of K models from batch statistics, never forming the (B, n) output (sparse batches).
 
 One model: ŷ = W_out a with a = ReLU(W_in x) (rows as samples: a is (B_nz, d_mlp)) and labels
 y = r + x Tᵀ (``batch.py``). Write P = W_outᵀW_out, A = aᵀa (d_mlp × d_mlp) and
@@ -11,7 +11,8 @@ C = yᵀa = rᵀa + T xᵀa (n × d_mlp). With c = 2 / (B n):
     ∂L/∂s     = c (⟨M, rᵀx⟩ + ⟨NᵀM, xᵀx⟩ + s ⟨MᵀM, xᵀx⟩ − ⟨W_out, M xᵀa⟩)    for T = N + s M
 
 The biggest products are aᵀa and a P, (B_nz × d_mlp × d_mlp) each, against three
-(B_nz × n × d_mlp) products of the plain path; every product with y is a sparse product.
+(B_nz × n × d_mlp) products of the plain path; with a sparse batch every product with y is a
+sparse product.
 
 Batching. Each per-model dense product is one ``np.matmul`` over the leading K axis (NumPy
 calls the same BLAS routine on every 2-D slice), each product with the batch puts the K
@@ -19,8 +20,8 @@ models side by side as columns (a sparse product sums every output element in th
 order whatever the column count) and each per-model sum is a BLAS dot over that model's
 own block. So a model's numbers are bit for bit the same whichever models share its batch.
 
-Dense batches (p ≥ ``data.DENSE_FROM_P``, most rows and entries non-zero) gain nothing from the
-statistics: rᵀx and xᵀx alone cost 2 B n² and x± doubles every product with the batch. There
+Dense batches (p ≥ ``data.DENSE_FROM_P``: almost every row is non-empty and a tenth or more of
+the entries are active, stored as an array) gain nothing from the statistics: rᵀx and xᵀx alone cost 2 B n² and x± doubles every product with the batch. There
 the error e = ŷ − y is formed (:func:`dense_loss_and_grads`): five (B × n × d_mlp) products a
 model, and y = r + x Nᵀ + s x Mᵀ from products x Uᵀ that the models share.
 """
@@ -34,7 +35,7 @@ def dots(X, Y):
     return np.matmul(X.reshape(K, 1, -1), Y.reshape(K, -1, 1))[:, 0, 0]
 
 
-def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms=None):
+def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms):
     """Loss and gradients of K MLPs ŷ = W_out ReLU(W_in x) on one shared batch.
 
     Parameters
@@ -44,7 +45,7 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms=None):
     labels : from :func:`label_stacks` (the models' N and M, and their indices into ``terms``).
     s : (K,) the labels' |σ| of each model.
     learn_s : also return ∂L/∂s under "s".
-    terms : the distinct label matrices (``label_stacks``'s second value); dense batches need them.
+    terms : the distinct label matrices (``label_stacks``'s second value), for dense batches.
 
     Returns
     -------
