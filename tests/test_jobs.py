@@ -370,3 +370,12 @@ def test_a_failing_follow_up_lets_the_trainings_and_other_follow_ups_finish_then
                       then_done=lambda index, value: values.append((index, value)))
     assert values == [(1, 1)]                                    # the other follow-up ran and was delivered
     assert sorted(os.listdir(tmp_path / "cache")) == sorted(f"{jobs.job_key(j)}.npz" for j in (first, second))
+
+
+def test_a_follow_up_runs_while_other_trainings_are_still_going(tmp_path):
+    quick, slow = tiny_job(), tiny_job(seed=9, steps=20_000)    # milliseconds against seconds
+    events = []
+    jobs.run_jobs([quick, slow], cache=jobs.JobCache(tmp_path / "cache"), workers=2,
+                  progress=lambda done, total, job, seconds: events.append(("trained", jobs.job_key(job))),
+                  then=[([quick], len, ())], then_done=lambda index, value: events.append(("analysed", value)))
+    assert events.index(("analysed", 1)) < events.index(("trained", jobs.job_key(slow)))
