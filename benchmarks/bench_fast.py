@@ -134,18 +134,15 @@ def main(argv=None):
     print(f"{'model':>9s} {'path':>12s} {'s / 10k steps':>14s} {'vs plain':>9s} {'vs sparse rows':>15s} {'peak':>6s}")
     for name in args.models:
         config = dict(MODELS[name], steps=args.steps, dtype="float32")
-        flops = {K: fast_step_flops(train.make_config(**config), K) for K in [1] + args.sweeps + [DENSE_SWEEP]}
-        rows = [("plain", best(lambda: train_seconds(dict(config, engine="plain")), args.repeats)),
-                ("sparse rows", best(lambda: sparse_rows_seconds(config), args.repeats)),
-                ("fast", best(lambda: train_seconds(dict(config, engine="fast")), args.repeats))]
-        if name == "mlp":
-            rows += [(f"sweep K={K}", best(lambda: sweep_seconds(config, K), args.repeats)) for K in args.sweeps]
-        elif name == "mlp-dense":
-            rows += [(f"sweep K={DENSE_SWEEP}", best(lambda: sweep_seconds(config, DENSE_SWEEP), args.repeats))]
-        plain, sparse_rows = rows[0][1], rows[1][1]
-        for path, seconds in rows:
-            K = int(path.split("=")[1]) if path.startswith("sweep") else 1
-            share = f"{flops[K] * args.steps / seconds / 1e9 / peak:6.1%}" if path not in ("plain", "sparse rows") else ""
+        sweeps = args.sweeps if name == "mlp" else [DENSE_SWEEP] if name == "mlp-dense" else []
+        rows = [("plain", None, best(lambda: train_seconds(dict(config, engine="plain")), args.repeats)),   # (path, K, s)
+                ("sparse rows", None, best(lambda: sparse_rows_seconds(config), args.repeats)),
+                ("fast", 1, best(lambda: train_seconds(dict(config, engine="fast")), args.repeats))]
+        rows += [(f"sweep K={K}", K, best(lambda: sweep_seconds(config, K), args.repeats)) for K in sweeps]
+        plain, sparse_rows = rows[0][2], rows[1][2]
+        for path, K, seconds in rows:
+            flops = fast_step_flops(train.make_config(**config), K) * args.steps if K else 0   # per model
+            share = f"{flops / seconds / 1e9 / peak:6.1%}" if K else ""
             print(f"{name:>9s} {path:>12s} {seconds * scale:14.2f} {plain / seconds:8.2f}x "
                   f"{sparse_rows / seconds:14.2f}x {share:>6s}")
     print("ratios are per-model throughput (higher is faster); s / 10k steps of a sweep is per model.")

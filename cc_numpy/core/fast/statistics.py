@@ -128,14 +128,13 @@ def label_stacks(N, M, dtype):
     stack = np.stack([N, M, Nt @ N, Nt @ M, M.transpose(0, 2, 1) @ M], axis=1).reshape(K, 5, n * n)
     distinct, ids = [], []
     for matrix in list(N) + list(M):
-        seen = [u for u, other in enumerate(distinct) if np.array_equal(other, matrix)]
-        if not np.any(matrix):
+        if not np.any(matrix):                                               # a zero matrix adds nothing to y
             ids.append(-1)
-        elif seen:
-            ids.append(seen[0])
-        else:
+            continue
+        index = next((u for u, other in enumerate(distinct) if np.array_equal(other, matrix)), len(distinct))
+        if index == len(distinct):
             distinct.append(matrix)
-            ids.append(len(distinct) - 1)
+        ids.append(index)
     terms = [None if np.array_equal(U, np.eye(n)) else U.astype(dtype) for U in distinct]
     labels = {"N": N.astype(dtype), "M": M.astype(dtype), "stack": stack.astype(dtype),
               "N_id": np.array(ids[:K]), "M_id": np.array(ids[K:])}
