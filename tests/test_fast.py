@@ -3,6 +3,8 @@
 * one step: the same loss and gradients as ``train.train_step`` (float64, ≤ 1e-10 relative);
 * whole runs: the same trajectory as ``engine='plain'`` (float64 to rounding, float32 to float32 rounding);
 * batching: a model's weights are bit for bit the same alone (K = 1) or among K models;
+* the batch stream and the in-place AdamW: bit for bit what ``SharedBatch(data.sample_batch(...))``
+  and ``optim.adamw_step`` give;
 * evaluation: the same per-sample losses as ``evaluate.sample_losses``.
 """
 
@@ -13,10 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-from cc_numpy.core import data, evaluate, mlp, residual, train
+from cc_numpy.core import data, evaluate, mlp, optim, residual, train
+from cc_numpy.core.fast import adamw
 from cc_numpy.core.fast import evaluate as fast_evaluate
 from cc_numpy.core.fast.batch import SharedBatch
 from cc_numpy.core.fast.batched import ModelStack, check_shareable, train_batched
+from cc_numpy.core.fast.stream import BatchStream, prepared_batches
 
 CASES = [dict(model="mlp", task="mixed"), dict(model="mlp", task="clean"), dict(model="mlp", task="residual"),
          dict(model="mlp", task="mixed", learn_sigma=True, sigma_init=-0.05, mixing="symmetric"),
@@ -92,6 +96,59 @@ def test_merging_rays_keeps_every_statistic_and_drops_rows():
     a_merged = np.maximum(merged.inputs_times(W), 0)[:, 0]                     # (rows, 4) activations
     a_plain = np.maximum(unmerged.inputs_times(W), 0)[:, 0]
     np.testing.assert_allclose(a_merged.T @ a_merged, a_plain.T @ a_plain, rtol=1e-12)   # the same aᵀa
+
+
+# (batch_size, n, p, dtype, steps): paper-sized, very sparse (empty batches), rows of many entries, float64
+STREAMS = [(2048, 100, 0.01, np.float32, 40), (64, 5, 0.002, np.float32, 40), (300, 12, 0.09, np.float64, 20),
+           (40, 7, 0.05, np.float64, 37)]
+
+
+@pytest.mark.parametrize("batch_size, n, p, dtype, count", STREAMS)
+def test_prepared_batches_are_bit_for_bit_the_batches_of_single_steps(batch_size, n, p, dtype, count):
+    drawn = np.random.default_rng(7)
+    together = prepared_batches(batch_size, n, p, drawn, dtype, count)
+    rng = np.random.default_rng(7)
+    empty = 0
+    for prepared in together:
+        single = SharedBatch(data.sample_batch(batch_size, n, p, rng, dtype), dtype)
+        empty += single.rows == 0
+        assert prepared.rows == single.rows and prepared.batch_size == single.batch_size
+        for key in ("data", "indices", "indptr"):
+            a, b = getattr(prepared.signed, key), getattr(single.signed, key)
+            assert a.dtype == b.dtype and np.array_equal(a, b), key
+        assert prepared.RQ.dtype == single.RQ.dtype and np.array_equal(prepared.RQ, single.RQ)
+        assert prepared.rr == single.rr
+    assert drawn.bit_generator.state == rng.bit_generator.state
+    assert (empty > 0) == (p == 0.002)                                       # the very sparse stream has empty batches
+
+
+def test_the_stream_leaves_the_generator_where_single_steps_leave_it_at_every_checkpoint():
+    config = dict(batch_size=256, n=20, p=0.02, steps=50)
+    rng, reference = np.random.default_rng(3), np.random.default_rng(3)
+    stream = BatchStream(config, rng, np.float32, checkpoint_every=7)       # blocks of 16 cut at 7, 14, …
+    for step in range(1, 51):
+        stream.next_batch()
+        data.sample_batch(256, 20, 0.02, reference, np.float32)
+        if step % 7 == 0 or step == 50:
+            assert rng.bit_generator.state == reference.bit_generator.state, step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_adamw_is_bit_for_bit_the_teaching_adamw(dtype):
+    rng = np.random.default_rng(4)
+    params = {"W": rng.standard_normal((3, 5, 7)).astype(dtype), "sigma": rng.standard_normal(3).astype(dtype)}
+    copy = {key: value.copy() for key, value in params.items()}
+    state, state_copy = (optim.adamw_init(p, list(p), weight_decay=0.1) for p in (params, copy))
+    work = adamw.work_arrays(copy, list(copy))
+    for step in range(60):
+        grads = {key: (rng.standard_normal(value.shape) * 10.0 ** rng.integers(-9, 3)).astype(dtype)
+                 for key, value in params.items()}
+        lr_t = optim.cosine_lr(step, 60, 3e-3)
+        optim.adamw_step(params, grads, state, lr_t)
+        adamw.adamw_step(copy, grads, state_copy, lr_t, work)
+    for key in params:
+        assert np.array_equal(params[key], copy[key])
+        assert np.array_equal(state["m"][key], state_copy["m"][key]) and np.array_equal(state["v"][key], state_copy["v"][key])
 
 
 # ---------------------------------------------------------------- whole runs: the fast engine == the plain engine

@@ -75,6 +75,17 @@ def _active_positions(total, p, rng):
     return positions[: np.searchsorted(positions, total)]       # keep positions < total
 
 
+def draw_active_entries(batch_size, n, p, rng, dtype):
+    """The draws of one sparse batch: flat positions (K,) int64, sorted, and values (K,) ~ U[-1, 1].
+
+    Unchecked: :func:`sample_sparse_batch` validates its arguments, then calls this;
+    ``core/fast/stream.py`` calls it for many batches in a row with the same draws.
+    """
+    positions = _active_positions(batch_size * n, p, rng)       # (K,)
+    values = rng.uniform(-1.0, 1.0, size=positions.size).astype(dtype)  # (K,) x_i ~ U[-1, 1]
+    return positions, values
+
+
 def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     """A batch of sparse inputs, all-zero rows dropped.
 
@@ -98,8 +109,7 @@ def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     p = check_probability(p)
     check_rng(rng)
     dtype = check_dtype(dtype)
-    positions = _active_positions(batch_size * n, p, rng)       # (K,)
-    values = rng.uniform(-1.0, 1.0, size=positions.size).astype(dtype)  # (K,) x_i ~ U[-1, 1]
+    positions, values = draw_active_entries(batch_size, n, p, rng, dtype)  # (K,), (K,)
     rows, cols = np.divmod(positions, n)                        # (K,), (K,) rows already sorted
     new_row = np.empty(rows.size, dtype=bool)                   # (K,) an entry starts a row
     new_row[:1] = True

@@ -62,6 +62,19 @@ class SharedBatch:
             self._init_dense(np.asarray(x))
         self._products = None
 
+    @classmethod
+    def prepared(cls, batch_size, n, dtype, values, signed_columns, indptr, RQ, rr):
+        """A sparse batch whose x± (values, signed columns, indptr), R, Q and ‖r‖² are already known
+        (``stream.py`` prepares many steps' batches at once). Training only: no ``pairs``."""
+        self = cls.__new__(cls)
+        self.batch_size, self.n, self.dtype = batch_size, n, dtype
+        self.x = self.r = self.pairs = self._products = None
+        self.rows = indptr.size - 1
+        self.signed = sp.csr_matrix((values, signed_columns, indptr), shape=(self.rows, 2 * n))
+        self.signed_T = self.signed.T                                       # (2n, B_nz) CSC view
+        self.RQ, self.rr = RQ, rr
+        return self
+
     def _init_sparse(self, values, columns, indptr):
         n, rows = self.n, indptr.size - 1
         positive = values > 0                                               # (nnz,) stored in r as well

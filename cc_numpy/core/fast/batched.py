@@ -17,15 +17,16 @@ import time
 
 import numpy as np
 
-from .. import data, mlp, optim
+from .. import mlp, optim
 from ..runtime import keep_freed_memory, single_blas_thread
 from ..checkpoint import resume, save_checkpoint
 from ..config import WEIGHT_KEYS, NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
-from .batch import SharedBatch
+from . import adamw
 from .statistics import label_stacks, mlp_loss_and_grads
+from .stream import BatchStream
 
 SHARED_KEYS = ("model", "seed", "p", "batch_size", "steps", "n", "d", "d_mlp", "dtype", "lr", "weight_decay")
-CHUNK = 4                 # models per pass over the batch: (B_nz, CHUNK · d_mlp) arrays stay in cache (sparse)
+CHUNK = 8                 # models per pass over the batch: (B_nz, CHUNK · d_mlp) arrays stay in cache (sparse)
 
 
 def check_shareable(configs):
@@ -61,7 +62,9 @@ class ModelStack:
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels, self.terms = label_stacks(*self._label_matrices(), self.dtype)
+        self.stream = None                                                    # set by _run (BatchStream)
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
+        self.work = adamw.work_arrays(self.params, self.trained)
 
     def _label_matrices(self):
         """N and M of every model (float64): y − b(x) = ReLU(x) + x (N + |σ| M)ᵀ (``batch.py``)."""
@@ -100,15 +103,14 @@ class ModelStack:
     def step(self, step):
         """One shared batch, every model's loss and gradients, one AdamW update. Returns (loss, σ) before it."""
         first = self.configs[0]
-        raw = data.sample_batch(first["batch_size"], first["n"], first["p"], self.data_rng, self.dtype)
-        batch = SharedBatch(raw, self.dtype)
+        batch = self.stream.next_batch()
         chunks = [slice(start, start + CHUNK) for start in range(0, len(self.configs), CHUNK)]
         with np.errstate(over="ignore", invalid="ignore"):                    # divergence is reported by the caller
             results = [self.loss_and_grads(batch, chunk) for chunk in chunks]
             loss = np.concatenate([chunk_loss for chunk_loss, _ in results])
             grads = {key: np.concatenate([chunk_grads[key] for _, chunk_grads in results]) for key in self.trained}
             sigma = self.params["sigma"].copy()
-            optim.adamw_step(self.params, grads, self.state, optim.cosine_lr(step, first["steps"], first["lr"]))
+            adamw.adamw_step(self.params, grads, self.state, optim.cosine_lr(step, first["steps"], first["lr"]), self.work)
         if "sigma" in self.trained:
             self.params["sigma"][~self.learned] = sigma[~self.learned]         # a fixed σ stays fixed
         return loss, sigma
@@ -157,6 +159,8 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
     if checkpoint_path is not None:
         start_step = resume(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
                              history, sigma_history)
+    stack.stream = BatchStream(first, stack.data_rng, stack.dtype, checkpoint_every if checkpoint_path else None)
+    stack.stream.start_at(start_step)
     running, t0 = None, time.perf_counter()
     last_time, last_step = t0, start_step
     for step in range(start_step, steps):
