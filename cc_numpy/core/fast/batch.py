@@ -46,6 +46,7 @@ class SharedBatch:
     Sparse batches only (everything goes through x±):
     signed, signed_T : (B_nz, 2n) CSR x± and its (2n, B_nz) transpose, a CSC view.
     RQ : (2, n²) R = rᵀx and Q = xᵀx, flattened, in the training dtype.   rr : ‖r‖².
+        Both are computed on first use: evaluation needs neither.
     pairs : (row, i, j, x_i, x_j, r_i) of every two stored entries that share a row (both
         orders, and each entry with itself): what ‖y_b‖² needs per row.
     """
@@ -72,7 +73,7 @@ class SharedBatch:
         self.rows = indptr.size - 1
         self.signed = sp.csr_matrix((values, signed_columns, indptr), shape=(self.rows, 2 * n))
         self.signed_T = self.signed.T                                       # (2n, B_nz) CSC view
-        self.RQ, self.rr = RQ, rr
+        self._RQ, self._rr = RQ, rr
         return self
 
     def _init_sparse(self, values, columns, indptr):
@@ -93,18 +94,32 @@ class SharedBatch:
         r_i = x_i * positive[first]                                         # ReLU(x_i)
         i, j = columns[first], columns[second]
         self.pairs = (row_of[first], i, j, x_i, x_j, r_i)                   # per-row ‖y_b‖² (evaluation)
-        cell = i * n + j                                                    # (pairs,) flat (i, j)
-        self.RQ = np.empty((2, n * n), dtype=self.dtype)
-        self.RQ[0] = np.bincount(cell, r_i * x_j, n * n)                    # R = rᵀx: Σ_b r_bi x_bj
-        self.RQ[1] = np.bincount(cell, x_i * x_j, n * n)                    # Q = xᵀx: Σ_b x_bi x_bj
-        r_values = values * positive
-        self.rr = float(np.dot(r_values.astype(np.float64), r_values))      # ‖r‖²
+        self._r_values = values * positive                                  # (nnz,) the entries of r
+        self._RQ = self._rr = None                                          # R, Q, ‖r‖²: on first use (training)
+
+    @property
+    def RQ(self):
+        """(2, n²) R = rᵀx and Q = xᵀx, flattened, in the training dtype (sparse batches; None if dense)."""
+        if self._RQ is None and self.pairs is not None:
+            n, (_, i, j, x_i, x_j, r_i) = self.n, self.pairs
+            cell = i * n + j                                                # (pairs,) flat (i, j)
+            self._RQ = np.empty((2, n * n), dtype=self.dtype)
+            self._RQ[0] = np.bincount(cell, r_i * x_j, n * n)               # R = rᵀx: Σ_b r_bi x_bj
+            self._RQ[1] = np.bincount(cell, x_i * x_j, n * n)               # Q = xᵀx: Σ_b x_bi x_bj
+        return self._RQ
+
+    @property
+    def rr(self):
+        """‖r‖² (sparse batches; None if dense)."""
+        if self._rr is None and self.pairs is not None:
+            self._rr = float(np.dot(self._r_values.astype(np.float64), self._r_values))
+        return self._rr
 
     def _init_dense(self, x):
         self.x = x                                                          # (B_nz, n)
         self.r = np.maximum(x, 0)                                           # (B_nz, n)  r = ReLU(x)
         self.rows = x.shape[0]
-        self.signed = self.signed_T = self.RQ = self.rr = self.pairs = None
+        self.signed = self.signed_T = self._RQ = self._rr = self.pairs = None
 
     def label_products(self, matrices):
         """x Uᵀ for each of the label matrices U (dense batches), computed once per batch and list.
