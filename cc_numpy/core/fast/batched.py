@@ -26,7 +26,8 @@ from .statistics import label_stacks, mlp_loss_and_grads
 from .stream import BatchStream
 
 SHARED_KEYS = ("model", "seed", "p", "batch_size", "steps", "n", "d", "d_mlp", "dtype", "lr", "weight_decay")
-CHUNK = 8                 # models per pass over the batch: (B_nz, CHUNK · d_mlp) arrays stay in cache (sparse)
+CHUNK = 8                 # models per pass over a sparse batch: (B_nz, CHUNK · d_mlp) arrays stay in cache
+DENSE_CHUNK = 2           # models per pass over a dense batch (each forms a (B, n) error; 8 was 6 % slower)
 
 
 def check_shareable(configs):
@@ -104,7 +105,8 @@ class ModelStack:
         """One shared batch, every model's loss and gradients, one AdamW update. Returns (loss, σ) before it."""
         first = self.configs[0]
         batch = self.stream.next_batch()
-        chunks = [slice(start, start + CHUNK) for start in range(0, len(self.configs), CHUNK)]
+        size = CHUNK if batch.x is None else DENSE_CHUNK
+        chunks = [slice(start, start + size) for start in range(0, len(self.configs), size)]
         with np.errstate(over="ignore", invalid="ignore"):                    # divergence is reported by the caller
             results = [self.loss_and_grads(batch, chunk) for chunk in chunks]
             loss = np.concatenate([chunk_loss for chunk_loss, _ in results])
