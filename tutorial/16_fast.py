@@ -106,4 +106,4 @@ fig.tight_layout()
 path = os.path.join(args.out, "16_fast_time_per_step.png")
 save_figure(fig, path, args.figures)               # and the chapter's small copy with --figures
 print("   wrote", path)
-print("\nChapter 15 done.")
+print("\nChapter 16 done.")

@@ -135,13 +135,16 @@ class SharedBatch:
         """x @ W_k for every model: W (K, n, m) -> (B_nz, K, m); for sparse x as x± [W; W]."""
         if self.x is not None:
             return np.matmul(self.x, W).transpose(1, 0, 2)                 # one gemm per model
-        return self.signed_times(np.concatenate([W, W], axis=1))
+        K, n, m = W.shape
+        columns = np.empty((2 * n, K, m), dtype=W.dtype)                   # the K models side by side
+        columns[:n] = W.transpose(1, 0, 2)                                 # [W; W]
+        columns[n:] = columns[:n]
+        return self.signed_times(columns)
 
-    def signed_times(self, V):
-        """x± @ V_k for every model (sparse batches): V (K, 2n, m) -> (B_nz, K, m)."""
-        K, c, m = V.shape                                                   # the K models side by side as columns
-        columns = np.ascontiguousarray(V.transpose(1, 0, 2)).reshape(c, K * m)
-        return (self.signed @ columns).reshape(-1, K, m)
+    def signed_times(self, columns):
+        """x± @ V_k for every model (sparse batches): V_k side by side, columns (2n, K, m) -> (B_nz, K, m)."""
+        c, K, m = columns.shape
+        return (self.signed @ columns.reshape(c, K * m)).reshape(-1, K, m)
 
     def signed_transposed_times(self, D):
         """x±ᵀ @ D_k for every model (sparse batches): D (B_nz, K, m) -> (K, 2n, m)."""

@@ -64,8 +64,11 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms):
     P = np.matmul(W_out.transpose(0, 2, 1), W_out)                           # (K, d_mlp, d_mlp)  P = W_outᵀW_out
     d_a = np.empty_like(a)                                                   # (B_nz, K, d_mlp)
     np.matmul(a_k, P, out=d_a.transpose(1, 0, 2))                            # ŷ W_out = a P
-    TW = np.matmul(T.transpose(0, 2, 1), W_out)                              # (K, n, d_mlp)  Tᵀ W_out
-    d_a -= batch.signed_times(np.concatenate([TW, TW + W_out], axis=1))  # − y W_out = − x± [TᵀW; W + TᵀW]
+    V = np.empty((2 * n, K, d_mlp), dtype=W_out.dtype)                       # (2n, K, d_mlp) the models side by side
+    TW = V[:n].transpose(1, 0, 2)                                            # (K, n, d_mlp) view
+    np.matmul(T.transpose(0, 2, 1), W_out, out=TW)                           # Tᵀ W_out
+    np.add(TW, W_out, out=V[n:].transpose(1, 0, 2))                          # W_out + Tᵀ W_out
+    d_a -= batch.signed_times(V)                                             # − y W_out = − x± [TᵀW; W + TᵀW]
     d_a *= active                                                            # ∂L/∂h / c = (ŷ − y) W_out ⊙ 1[h > 0]
     S_h = batch.signed_transposed_times(d_a)                        # (K, 2n, d_mlp)  x±ᵀ ∂h
     d_W_in = scale * (S_h[:, :n] + S_h[:, n:]).transpose(0, 2, 1)            # (K, d_mlp, n)   c (xᵀ ∂h)ᵀ
