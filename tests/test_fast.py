@@ -154,8 +154,9 @@ def test_in_place_adamw_is_bit_for_bit_the_teaching_adamw(dtype):
 # ---------------------------------------------------------------- whole runs: the fast engine == the plain engine
 
 @pytest.mark.parametrize("case", CASES)
-def test_fast_and_plain_runs_agree_float64(tiny_config, case):
-    config = dict(tiny_config, steps=300, dtype="float64", **case)
+@pytest.mark.parametrize("p", [0.1, 0.03])                      # a dense stream; a sparse one (prepared in blocks)
+def test_fast_and_plain_runs_agree_float64(tiny_config, case, p):
+    config = dict(tiny_config, steps=300, dtype="float64", p=p, **case)
     assert_same_run(train.train(dict(config, engine="fast")), train.train(dict(config, engine="plain")), 1e-10)
 
 
@@ -235,8 +236,9 @@ def test_batched_progress_and_divergence(tiny_config):
         train_batched([tiny_config, dict(tiny_config, sigma=1e30)])
 
 
-def test_batched_checkpoints_resume(tmp_path, tiny_config):
-    configs = sweep_configs(dict(tiny_config, steps=30))
+@pytest.mark.parametrize("p, steps, every", [(0.1, 30, 10), (0.02, 37, 10), (0.02, 45, 7)])   # dense; sparse blocks cut
+def test_batched_checkpoints_resume(tmp_path, tiny_config, p, steps, every):
+    configs = sweep_configs(dict(tiny_config, steps=steps, p=p))
     uninterrupted = train_batched(configs)
     path = tmp_path / "checkpoint.npz"
 
@@ -245,8 +247,8 @@ def test_batched_checkpoints_resume(tmp_path, tiny_config):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_batched(configs, progress=stop, progress_every=1, checkpoint_path=path, checkpoint_every=10)
-    for resumed, expected in zip(train_batched(configs, checkpoint_path=path, checkpoint_every=10), uninterrupted):
+        train_batched(configs, progress=stop, progress_every=1, checkpoint_path=path, checkpoint_every=every)
+    for resumed, expected in zip(train_batched(configs, checkpoint_path=path, checkpoint_every=every), uninterrupted):
         assert_bit_identical(resumed, expected)
 
 

@@ -65,8 +65,11 @@ class SharedBatch:
 
     @classmethod
     def prepared(cls, batch_size, n, dtype, values, signed_columns, indptr, RQ, rr):
-        """A sparse batch whose x± (values, signed columns, indptr), R, Q and ‖r‖² are already known
-        (``stream.py`` prepares many steps' batches at once). Training only: no ``pairs``."""
+        """A sparse batch whose x±, R, Q and ‖r‖² are already known (``stream.py`` prepares many at once).
+
+        values (nnz,), signed_columns (nnz,) int32, indptr (B_nz + 1,) int32: x± as CSR arrays;
+        RQ (2, n²) in ``dtype``; rr a float. Training only: no ``pairs``.
+        """
         self = cls.__new__(cls)
         self.batch_size, self.n, self.dtype = batch_size, n, dtype
         self.x = self.r = self.pairs = self._products = None

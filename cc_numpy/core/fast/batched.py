@@ -63,7 +63,7 @@ class ModelStack:
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels, self.terms = label_stacks(*self._label_matrices(), self.dtype)
-        self.stream = None                                                    # set by _run (BatchStream)
+        self.stream = BatchStream(first, self.data_rng, self.dtype)           # _run sets one that knows its checkpoints
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
         self.work = adamw.work_arrays(self.params, self.trained)
 
@@ -104,6 +104,7 @@ class ModelStack:
     def step(self, step):
         """One shared batch, every model's loss and gradients, one AdamW update. Returns (loss, σ) before it."""
         first = self.configs[0]
+        assert self.stream.step == step, "ModelStack.step must be called for steps 0, 1, 2, … in order"
         batch = self.stream.next_batch()
         size = CHUNK if batch.x is None else DENSE_CHUNK
         chunks = [slice(start, start + size) for start in range(0, len(self.configs), size)]
@@ -161,7 +162,7 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
     if checkpoint_path is not None:
         start_step = resume(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
                              history, sigma_history)
-    stack.stream = BatchStream(first, stack.data_rng, stack.dtype, checkpoint_every if checkpoint_path else None)
+    stack.stream = BatchStream(first, stack.data_rng, stack.dtype, checkpoint_every if checkpoint_path is not None else None)
     stack.stream.start_at(start_step)
     running, t0 = None, time.perf_counter()
     last_time, last_step = t0, start_step

@@ -66,7 +66,7 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, terms):
     np.matmul(a_k, P, out=d_a.transpose(1, 0, 2))                            # ŷ W_out = a P
     V = np.empty((2 * n, K, d_mlp), dtype=W_out.dtype)                       # (2n, K, d_mlp) the models side by side
     TW = V[:n].transpose(1, 0, 2)                                            # (K, n, d_mlp) view
-    np.matmul(T.transpose(0, 2, 1), W_out, out=TW)                           # Tᵀ W_out
+    np.matmul(T.transpose(0, 2, 1), W_out, out=TW)                           # Tᵀ W_out (a strided out: BLAS's ldc, same sums)
     np.add(TW, W_out, out=V[n:].transpose(1, 0, 2))                          # W_out + Tᵀ W_out
     d_a -= batch.signed_times(V)                                             # − y W_out = − x± [TᵀW; W + TᵀW]
     d_a *= active                                                            # ∂L/∂h / c = (ŷ − y) W_out ⊙ 1[h > 0]

@@ -3,7 +3,7 @@
 Preparing a sparse batch for the statistics (``batch.SharedBatch``: merge the rays, sign the
 columns, sum R = rᵀx and Q = xᵀx) takes some twenty NumPy calls on arrays of a couple of
 thousand entries, so at p = 0.01 it cost more than the arithmetic it prepares. None of it
-depends on the weights, so :class:`BatchStream` draws the batches of the next ``count`` steps
+depends on the weights, so :class:`BatchStream` draws the batches of the next ``BLOCK`` steps
 (each with exactly the draws of ``data.sample_batch``, in the same order) and prepares them in
 one pass: every entry carries its step s, and each sum over a batch becomes a sum over bins
 (s, ·). A bin's terms are added in the same order as in a batch of its own, so every step's
@@ -18,8 +18,9 @@ import numpy as np
 from .. import data
 from .batch import SharedBatch
 
-BLOCK = 16                 # steps drawn and prepared together (16 and 64 measured alike, 4 slower)
-MAX_BINS = 1 << 20         # count · n² bins of R and Q (float64) at most: 8 MiB each
+BLOCK = 16                 # steps drawn and prepared together at most (16 and 64 measured alike, 4 slower)
+MAX_BINS = 1 << 20         # block · n² bins of R and Q (float64) at most: 8 MiB each
+MAX_PAIRS = 1 << 20        # expected pairs of entries per block at most (~10 arrays of 8 bytes each)
 
 
 class BatchStream:
@@ -35,7 +36,9 @@ class BatchStream:
         self.batch_size, self.n, self.p, self.steps = config["batch_size"], config["n"], config["p"], config["steps"]
         self.rng, self.dtype, self.checkpoint_every = rng, dtype, checkpoint_every
         self.sparse = self.p < data.DENSE_FROM_P
-        self.block = max(1, min(BLOCK, MAX_BINS // (self.n * self.n)))
+        B, n, p = self.batch_size, self.n, self.p
+        pairs = B * n * p * (1 + (n - 1) * p)                           # E Σ_rows c², c ~ Binomial(n, p) entries a row
+        self.block = int(max(1, min(BLOCK, MAX_BINS // (n * n), MAX_PAIRS // max(pairs, 1))))
         self.buffer, self.step = [], 0
 
     def start_at(self, step):
@@ -44,31 +47,37 @@ class BatchStream:
         self.step = step
 
     def next_batch(self):
+        """The SharedBatch of step ``self.step`` (then the step count moves on by one)."""
         if not self.sparse:
             self.step += 1
             return SharedBatch(data.sample_batch(self.batch_size, self.n, self.p, self.rng, self.dtype), self.dtype)
         if not self.buffer:
-            count = min(self.block, self.steps - self.step)
-            if self.checkpoint_every:                                   # the stream is saved at these steps
-                count = min(count, self.checkpoint_every - self.step % self.checkpoint_every)
-            self.buffer = prepared_batches(self.batch_size, self.n, self.p, self.rng, self.dtype, max(count, 1))
+            block = min(self.block, self.steps - self.step)
+            if self.checkpoint_every is not None:                       # the stream is saved at these steps
+                block = min(block, self.checkpoint_every - self.step % self.checkpoint_every)
+            assert block > 0, "no batch is left: the run has its steps"
+            self.buffer = prepared_batches(self.batch_size, self.n, self.p, self.rng, self.dtype, block)
             self.buffer.reverse()
         self.step += 1
         return self.buffer.pop()
 
 
-def prepared_batches(batch_size, n, p, rng, dtype, count):
-    """The SharedBatches of ``count`` consecutive sparse training batches (rays merged).
+def prepared_batches(batch_size, n, p, rng, dtype, block):
+    """The SharedBatches of ``block`` consecutive sparse training batches (rays merged).
 
-    Each batch is drawn with ``data.draw_active_entries`` as ``data.sample_sparse_batch`` draws
-    it; the rest follows ``SharedBatch._init_sparse`` and ``batch.merged_rays`` with a step
-    index s on every entry, row and bin.
+    batch_size, n, p : B, features and the feature probability (p < ``data.DENSE_FROM_P``).
+    rng : the data stream, advanced by ``block`` batches' draws.   dtype : the training dtype.
+
+    Returns a list of ``block`` ``SharedBatch``es, in step order. Each batch is drawn with
+    ``data.draw_active_entries`` as ``data.sample_sparse_batch`` draws it; the rest follows
+    ``SharedBatch._init_sparse`` and ``batch.merged_rays`` with a step index s on every
+    entry, row and bin ("(S,)" below: one value per step of the block).
     """
-    draws = [data.draw_active_entries(batch_size, n, p, rng, dtype) for _ in range(count)]
-    sizes = np.array([positions.size for positions, _ in draws])                # (S,) entries per step
-    positions = np.concatenate([positions for positions, _ in draws])           # (E,) flat positions
+    draws = [data.draw_active_entries(batch_size, n, p, rng, dtype) for _ in range(block)]
+    sizes = np.array([drawn.size for drawn, _ in draws])                # (S,) entries per step
+    positions = np.concatenate([drawn for drawn, _ in draws])           # (E,) flat positions
     values = np.concatenate([v for _, v in draws]).astype(dtype, copy=False)   # (E,) x values
-    step_of = np.repeat(np.arange(count), sizes)                                # (E,) step of each entry
+    step_of = np.repeat(np.arange(block), sizes)                                # (E,) step of each entry
     rows, columns = np.divmod(positions, n)                                     # (E,) row in its batch, feature
     columns = columns.astype(np.int32)
     row_key = step_of * batch_size + rows                                       # (E,) a row id across steps
@@ -84,7 +93,7 @@ def prepared_batches(batch_size, n, p, rng, dtype, count):
     entry = starts[single]                                                      # (single,) their entries
     v = values[entry].astype(np.float64)
     bucket = step_of[entry] * (2 * n) + columns[entry] + n * (v > 0)            # (single,) ray (s, i, sign)
-    length_sq = np.bincount(bucket, v * v, count * 2 * n)                       # Σ v² per ray
+    length_sq = np.bincount(bucket, v * v, block * 2 * n)                       # Σ v² per ray
     rays = np.flatnonzero(length_sq)                                            # (R,) the rays that occur
     ray_step, ray = np.divmod(rays, 2 * n)
     ray_values = (np.where(ray >= n, 1.0, -1.0) * np.sqrt(length_sq[rays])).astype(dtype)
@@ -92,8 +101,8 @@ def prepared_batches(batch_size, n, p, rng, dtype, count):
     kept = np.repeat(~single, counts)                                           # (E,) entries of the other rows
 
     # each step's batch: its kept rows, then its rays (as merged_rays orders them)
-    kept_per_step = np.bincount(step_of[kept], minlength=count)                 # (S,)
-    rays_per_step = np.bincount(ray_step, minlength=count)                      # (S,)
+    kept_per_step = np.bincount(step_of[kept], minlength=block)                 # (S,)
+    rays_per_step = np.bincount(ray_step, minlength=block)                      # (S,)
     entries_before = _exclusive_cumsum(kept_per_step + rays_per_step)           # (S,) first entry of each step
     kept_index = np.arange(kept_per_step.sum())
     kept_at = entries_before[step_of[kept]] + kept_index - _exclusive_cumsum(kept_per_step)[step_of[kept]]
@@ -103,9 +112,9 @@ def prepared_batches(batch_size, n, p, rng, dtype, count):
     merged[kept_at], merged[ray_at] = values[kept], ray_values
     merged_columns = np.empty(total, dtype=np.int32)
     merged_columns[kept_at], merged_columns[ray_at] = columns[kept], ray_columns
-    entry_step = np.repeat(np.arange(count), kept_per_step + rays_per_step)     # (total,)
+    entry_step = np.repeat(np.arange(block), kept_per_step + rays_per_step)     # (total,)
 
-    multi_rows_per_step = np.bincount(row_step[~single], minlength=count)       # (S,)
+    multi_rows_per_step = np.bincount(row_step[~single], minlength=block)       # (S,)
     rows_per_step = multi_rows_per_step + rays_per_step
     rows_before = _exclusive_cumsum(rows_per_step)
     multi_step = row_step[~single]
@@ -126,13 +135,13 @@ def prepared_batches(batch_size, n, p, rng, dtype, count):
     x_i, x_j = merged[first].astype(np.float64), merged[second].astype(np.float64)
     r_i = x_i * positive[first]
     cell = entry_step[first] * (n * n) + merged_columns[first] * n + merged_columns[second]
-    RQ = np.empty((count, 2, n * n), dtype=dtype)
-    RQ[:, 0] = np.bincount(cell, r_i * x_j, count * n * n).reshape(count, n * n)   # R = rᵀx per step
-    RQ[:, 1] = np.bincount(cell, x_i * x_j, count * n * n).reshape(count, n * n)   # Q = xᵀx per step
+    RQ = np.empty((block, 2, n * n), dtype=dtype)
+    RQ[:, 0] = np.bincount(cell, r_i * x_j, block * n * n).reshape(block, n * n)   # R = rᵀx per step
+    RQ[:, 1] = np.bincount(cell, x_i * x_j, block * n * n).reshape(block, n * n)   # Q = xᵀx per step
     r_values = (merged * positive).astype(np.float64)
 
     batches = []
-    for s in range(count):
+    for s in range(block):
         e0, e1 = entries_before[s], entries_before[s] + kept_per_step[s] + rays_per_step[s]
         r0, r1 = rows_before[s], rows_before[s] + rows_per_step[s]
         step_indptr = (indptr[r0:r1 + 1] - indptr[r0]).astype(np.int32)
@@ -143,4 +152,5 @@ def prepared_batches(batch_size, n, p, rng, dtype, count):
 
 
 def _exclusive_cumsum(counts):
+    """(S,) counts -> (S,) the sum of the counts before each."""
     return np.cumsum(counts) - counts
