@@ -459,18 +459,31 @@ def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):
     import threading
 
     slow = [jobs.make_job(dict(TINY_CONFIG, steps=500_000, seed=s)) for s in (10, 11, 12)]
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    started = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(jobs.JobsInterrupted) as caught:
-            jobs.run_jobs(slow, cache=jobs.JobCache(tmp_path), workers=2)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
+    sent = []
+
+    def workers_started():
+        try:
+            return len(multiprocessing.active_children()) >= 2
+        except RuntimeError:                                        # the set of children changed while counted
+            return False
+
+    def interrupt_once_training():                                  # not while the workers are being started:
+        deadline = time.perf_counter() + 30                         # the parent blocks SIGINT for that moment
+        while not workers_started() and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_once_training, daemon=True)
+    sender.start()
+    with pytest.raises(jobs.JobsInterrupted) as caught:
+        jobs.run_jobs(slow, cache=jobs.JobCache(tmp_path), workers=2)
+    stopped = time.perf_counter()
+    sender.join()
     assert "0 of 3 trainings are in the cache" in caught.value.kept
     assert multiprocessing.active_children() == []                 # every worker is gone
-    assert stopped - started < 1.5 + 5                              # one training alone takes minutes
+    assert stopped - sent[0] < 5                                    # one training alone takes a minute
     no_partial_files(tmp_path)
 
 
