@@ -86,6 +86,14 @@ def draw_active_entries(batch_size, n, p, rng, dtype):
     return positions, values
 
 
+def run_starts(keys):
+    """Where each run of equal values starts in a sorted (K,) array: (runs,) indices, 0 first if K > 0."""
+    new_run = np.empty(keys.size, dtype=bool)                   # (K,) an entry starts a run
+    new_run[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=new_run[1:])
+    return np.flatnonzero(new_run)
+
+
 def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     """A batch of sparse inputs, all-zero rows dropped.
 
@@ -111,10 +119,7 @@ def sample_sparse_batch(batch_size, n, p, rng, dtype=np.float64):
     dtype = check_dtype(dtype)
     positions, values = draw_active_entries(batch_size, n, p, rng, dtype)  # (K,), (K,)
     rows, cols = np.divmod(positions, n)                        # (K,), (K,) rows already sorted
-    new_row = np.empty(rows.size, dtype=bool)                   # (K,) an entry starts a row
-    new_row[:1] = True
-    np.not_equal(rows[1:], rows[:-1], out=new_row[1:])
-    starts = np.flatnonzero(new_row)                            # (B_nz,) first entry of each non-empty row
+    starts = run_starts(rows)                                   # (B_nz,) first entry of each non-empty row
     row_index = rows[starts]                                    # (B_nz,)
     indptr = np.append(starts, rows.size)                       # (B_nz + 1,) CSR row pointers
     x = sp.csr_matrix((values, cols.astype(np.int32), indptr.astype(np.int32)),

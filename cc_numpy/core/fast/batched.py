@@ -44,9 +44,10 @@ def check_shareable(configs):
 
 
 class ModelStack:
-    """K models as stacked arrays (``params``), their label matrices and their optimiser state."""
+    """K models as stacked arrays (``params``), their label matrices, their optimiser state and their
+    batch stream (``stream.BatchStream``; ``checkpoint_every``: the steps at which its blocks must end)."""
 
-    def __init__(self, configs, M_list, init_params_list):
+    def __init__(self, configs, M_list, init_params_list, checkpoint_every=None):
         self.configs = configs
         first = configs[0]
         self.model, self.dtype = first["model"], np.dtype(first["dtype"]).type
@@ -63,7 +64,7 @@ class ModelStack:
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels, self.terms = label_stacks(*self._label_matrices(), self.dtype)
-        self.stream = BatchStream(first, self.data_rng, self.dtype)           # _run sets one that knows its checkpoints
+        self.stream = BatchStream(first, self.data_rng, self.dtype, checkpoint_every)   # blocks end at checkpoints
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
         self.work = adamw.work_arrays(self.params, self.trained)
 
@@ -148,7 +149,8 @@ def train_batched(configs, M_list=None, init_params_list=None, progress=None, pr
     K = len(configs)
     keep_freed_memory()
     with single_blas_thread():
-        stack = ModelStack(configs, M_list or [None] * K, init_params_list or [None] * K)
+        stack = ModelStack(configs, M_list or [None] * K, init_params_list or [None] * K,
+                           checkpoint_every if checkpoint_path is not None else None)
         return _run(stack, progress, progress_every, checkpoint_path, checkpoint_every,
                     fine_tuning=[init is not None for init in (init_params_list or [None] * K)])
 
@@ -162,7 +164,6 @@ def _run(stack, progress, progress_every, checkpoint_path, checkpoint_every, fin
     if checkpoint_path is not None:
         start_step = resume(checkpoint_path, checkpoint_config, stack.params, stack.state, stack.data_rng,
                              history, sigma_history)
-    stack.stream = BatchStream(first, stack.data_rng, stack.dtype, checkpoint_every if checkpoint_path is not None else None)
     stack.stream.start_at(start_step)
     running, t0 = None, time.perf_counter()
     last_time, last_step = t0, start_step

@@ -81,10 +81,7 @@ def prepared_batches(batch_size, n, p, rng, dtype, block):
     rows, columns = np.divmod(positions, n)                                     # (E,) row in its batch, feature
     columns = columns.astype(np.int32)
     row_key = step_of * batch_size + rows                                       # (E,) a row id across steps
-    new_row = np.empty(row_key.size, dtype=bool)
-    new_row[:1] = True
-    np.not_equal(row_key[1:], row_key[:-1], out=new_row[1:])
-    starts = np.flatnonzero(new_row)                                            # (rows,) first entry of each row
+    starts = data.run_starts(row_key)                                           # (rows,) first entry of each row
     counts = np.diff(np.append(starts, row_key.size))                           # (rows,) entries per row
     row_step = step_of[starts]                                                  # (rows,) step of each row
 
@@ -101,25 +98,14 @@ def prepared_batches(batch_size, n, p, rng, dtype, block):
     kept = np.repeat(~single, counts)                                           # (E,) entries of the other rows
 
     # each step's batch: its kept rows, then its rays (as merged_rays orders them)
-    kept_per_step = np.bincount(step_of[kept], minlength=block)                 # (S,)
-    rays_per_step = np.bincount(ray_step, minlength=block)                      # (S,)
-    entries_before = _exclusive_cumsum(kept_per_step + rays_per_step)           # (S,) first entry of each step
-    kept_index = np.arange(kept_per_step.sum())
-    kept_at = entries_before[step_of[kept]] + kept_index - _exclusive_cumsum(kept_per_step)[step_of[kept]]
-    ray_at = entries_before[ray_step] + kept_per_step[ray_step] + np.arange(rays.size) - _exclusive_cumsum(rays_per_step)[ray_step]
-    total = kept_index.size + rays.size
+    kept_at, ray_at, entries_per_step, entries_before = _kept_then_rays(step_of[kept], ray_step, block)
+    total = entries_per_step.sum()
     merged = np.empty(total, dtype=dtype)
     merged[kept_at], merged[ray_at] = values[kept], ray_values
     merged_columns = np.empty(total, dtype=np.int32)
     merged_columns[kept_at], merged_columns[ray_at] = columns[kept], ray_columns
-    entry_step = np.repeat(np.arange(block), kept_per_step + rays_per_step)     # (total,)
-
-    multi_rows_per_step = np.bincount(row_step[~single], minlength=block)       # (S,)
-    rows_per_step = multi_rows_per_step + rays_per_step
-    rows_before = _exclusive_cumsum(rows_per_step)
-    multi_step = row_step[~single]
-    multi_at = rows_before[multi_step] + np.arange(multi_step.size) - _exclusive_cumsum(multi_rows_per_step)[multi_step]
-    ray_row_at = rows_before[ray_step] + multi_rows_per_step[ray_step] + np.arange(rays.size) - _exclusive_cumsum(rays_per_step)[ray_step]
+    entry_step = np.repeat(np.arange(block), entries_per_step)                  # (total,)
+    multi_at, ray_row_at, rows_per_step, rows_before = _kept_then_rays(row_step[~single], ray_step, block)
     lengths = np.empty(rows_per_step.sum(), dtype=np.int64)                    # (rows,) entries per merged row
     lengths[multi_at], lengths[ray_row_at] = counts[~single], 1
     indptr = np.concatenate([[0], np.cumsum(lengths)])                          # across steps
@@ -142,13 +128,29 @@ def prepared_batches(batch_size, n, p, rng, dtype, block):
 
     batches = []
     for s in range(block):
-        e0, e1 = entries_before[s], entries_before[s] + kept_per_step[s] + rays_per_step[s]
+        e0, e1 = entries_before[s], entries_before[s] + entries_per_step[s]
         r0, r1 = rows_before[s], rows_before[s] + rows_per_step[s]
         step_indptr = (indptr[r0:r1 + 1] - indptr[r0]).astype(np.int32)
         rr = float(np.dot(r_values[e0:e1], r_values[e0:e1]))                    # ‖r‖²
         batches.append(SharedBatch.prepared(batch_size, n, dtype, merged[e0:e1], signed_columns[e0:e1],
                                             step_indptr, RQ[s], rr))
     return batches
+
+
+def _kept_then_rays(kept_step, ray_step, block):
+    """Places for two step-sorted groups when each step lists its kept items, then its rays.
+
+    kept_step (k,), ray_step (R,) : the step of each item, non-decreasing.
+    Returns kept_at (k,), ray_at (R,) positions, and per step (S,) the item count and the first position.
+    """
+    kept_per_step = np.bincount(kept_step, minlength=block)                     # (S,)
+    rays_per_step = np.bincount(ray_step, minlength=block)                      # (S,)
+    per_step = kept_per_step + rays_per_step
+    before = _exclusive_cumsum(per_step)                                        # (S,) first position of each step
+    kept_at = before[kept_step] + np.arange(kept_step.size) - _exclusive_cumsum(kept_per_step)[kept_step]
+    ray_at = (before[ray_step] + kept_per_step[ray_step] + np.arange(ray_step.size)
+              - _exclusive_cumsum(rays_per_step)[ray_step])
+    return kept_at, ray_at, per_step, before
 
 
 def _exclusive_cumsum(counts):
