@@ -467,8 +467,8 @@ def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):
         except RuntimeError:                                        # the set of children changed while counted
             return False
 
-    def interrupt_once_training():                                  # not while the workers are being started:
-        deadline = time.perf_counter() + 30                         # the parent blocks SIGINT for that moment
+    def interrupt_once_training():                                  # the start itself: the test below
+        deadline = time.perf_counter() + 30
         while not workers_started() and time.perf_counter() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)
@@ -483,6 +483,73 @@ def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):
     sender.join()
     assert "0 of 3 trainings are in the cache" in caught.value.kept
     assert multiprocessing.active_children() == []                 # every worker is gone
+    assert stopped - sent[0] < 5                                    # one training alone takes a minute
+    no_partial_files(tmp_path)
+
+
+WORKER_MASKS = """
+import multiprocessing, signal
+from cc_numpy.pipeline import jobs
+context = multiprocessing.get_context("spawn")
+tasks, outputs = context.Queue(), context.Queue()
+processes = [context.Process(target=jobs._worker, args=(tasks, outputs), daemon=True) for _ in range(2)]
+jobs._start_workers(processes)
+print("parent", sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+for index in range(2):
+    tasks.put((index, signal.pthread_sigmask, (signal.SIG_BLOCK, [])))
+for _ in range(2):
+    index, status, value = outputs.get(timeout=60)
+    print("worker", status, sorted(int(s) for s in value))
+jobs._stop(processes, tasks, outputs)
+"""
+
+
+@pytest.mark.slow
+def test_workers_start_with_sigint_blocked_and_the_parent_keeps_it(tmp_path):
+    """A fresh interpreter, as the command line has: no Ctrl-C can reach a worker before it ignores
+    SIGINT, and the parent's main thread can take one at any moment."""
+    done = subprocess.run([sys.executable, "-c", WORKER_MASKS], capture_output=True, text=True, env=ENV,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "parent []"                                  # the parent can take a Ctrl-C at any time
+    assert lines[1:] == [f"worker ok [{int(signal.SIGINT)}]"] * 2   # the workers never could
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_workers_start_stops_at_once_and_leaves_no_worker(tmp_path, monkeypatch):
+    import multiprocessing
+    import multiprocessing.context
+    import threading
+
+    starting, started = threading.Event(), []
+    start = multiprocessing.context.SpawnProcess.start
+
+    def slow_start(process):                                        # widen the moment of starting a worker
+        if started:
+            starting.set()                                          # the second worker: the first one runs
+        time.sleep(0.5)
+        start(process)
+        started.append(process)
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", slow_start)
+    sent = []
+
+    def interrupt_while_starting():
+        starting.wait(30)
+        time.sleep(0.2)
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_while_starting, daemon=True)
+    sender.start()
+    slow = [jobs.make_job(dict(TINY_CONFIG, steps=500_000, seed=s)) for s in (10, 11, 12)]
+    with pytest.raises(jobs.JobsInterrupted):
+        jobs.run_jobs(slow, cache=jobs.JobCache(tmp_path), workers=2)
+    stopped = time.perf_counter()
+    sender.join()
+    assert multiprocessing.active_children() == []                 # every worker started is gone
+    assert len(started) == 2                                        # (the start under way was finished)
     assert stopped - sent[0] < 5                                    # one training alone takes a minute
     no_partial_files(tmp_path)
 

@@ -444,28 +444,19 @@ def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up
 
     Follow-ups (:func:`run_jobs`'s ``then``) join the queue, ahead of the trainings, as soon as
     their jobs are done. A failed follow-up is appended to ``failures`` (with the worker's
-    traceback as its cause) and the trainings go on; a failed training stops everything. The workers start with SIGINT blocked and ignore it; on any exit other
+    traceback as its cause) and the trainings go on; a failed training stops everything. The
+    workers start with SIGINT blocked and ignore it (:func:`_start_workers`); on any exit other
     than success (an error, Ctrl-C) the parent terminates them, so an interrupt never waits for
     a running job and never leaves a process behind. Only the parent writes files (``finish``).
     """
     import multiprocessing
     import queue
 
-    from ..core.runtime import single_thread_blas_env
-
     context = multiprocessing.get_context("spawn")
     tasks, outputs = context.Queue(), context.Queue()
     processes = [context.Process(target=_worker, args=(tasks, outputs), daemon=True) for _ in range(workers)]
-    saved = dict(os.environ)
-    single_thread_blas_env(1, os.environ)                       # inherited by the spawned workers
     try:
-        with _sigint_blocked():                                 # a Ctrl-C now is delivered just after
-            for process in processes:
-                process.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    try:
+        _start_workers(processes)
         waiting, running, queued, started = list(pending), {}, [], set()
         follow_ups = ready_follow_ups(started)                  # (index, function, args) ready to go
         while waiting or running or queued or follow_ups:
@@ -516,8 +507,72 @@ def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up
         _stop(processes, tasks, outputs)
 
 
+def _start_workers(processes):
+    """Start ``processes`` with SIGINT blocked in them from their first instruction, while the
+    calling (main) thread stays ready for a Ctrl-C.
+
+    A signal mask is inherited through fork and exec, so a helper thread that blocks SIGINT
+    starts the workers: no Ctrl-C reaches a worker before it ignores SIGINT (``_worker``), and
+    the kernel delivers the parent's Ctrl-C to the main thread, which never blocks it. A Ctrl-C
+    meanwhile lets the helper finish the start under way, starts no more, and is raised here,
+    inside the caller's ``try`` that stops every worker started. (Blocking SIGINT in the main
+    thread instead raised it when unblocked, before that ``try``: a worker already started kept
+    running, and the signal could be handled by another thread first.) The resource tracker is
+    started beforehand, as its own start unblocks SIGINT in the thread that starts it.
+    """
+    import signal
+    import threading
+    from multiprocessing import resource_tracker
+
+    from ..core.runtime import single_thread_blas_env
+
+    resource_tracker.ensure_running()
+    stop, done, failure = threading.Event(), threading.Event(), []
+
+    def start_all():
+        try:
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})   # this thread only
+            for process in processes:
+                if stop.is_set():
+                    return
+                process.start()
+        except BaseException as error:                          # noqa: BLE001  (raised in the main thread)
+            failure.append(error)
+        finally:
+            done.set()
+
+    saved = dict(os.environ)
+    single_thread_blas_env(1, os.environ)                       # inherited by the spawned workers
+    try:
+        threading.Thread(target=start_all, name="cc_numpy worker start", daemon=True).start()
+        done.wait()                                             # a Ctrl-C interrupts this wait
+    except BaseException:
+        stop.set()                                              # start no more; the caller stops the rest
+        _wait_through_interrupts(done)
+        raise
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if failure:
+        raise failure[0]
+
+
+def _wait_through_interrupts(event):
+    """Wait for ``event`` even if further Ctrl-Cs arrive meanwhile (the first one is already being raised).
+
+    (An Event, not ``Thread.join``: a join interrupted by Ctrl-C may mark a running thread as stopped.)
+    """
+    while not event.is_set():
+        try:
+            event.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def _stop(processes, tasks, outputs):
     """Terminate (then kill) every worker still alive and release the queues without waiting on them."""
+    processes = [process for process in processes if process.pid is not None]   # a Ctrl-C may stop the start
     for process in processes:
         if process.is_alive():
             process.terminate()
@@ -529,22 +584,3 @@ def _stop(processes, tasks, outputs):
     for channel in (tasks, outputs):
         channel.cancel_join_thread()
         channel.close()
-
-
-class _sigint_blocked:
-    """Block SIGINT in this thread for the block (where the platform allows); a pending one arrives after."""
-
-    def __enter__(self):
-        import signal
-
-        self.saved = None
-        if hasattr(signal, "pthread_sigmask"):
-            self.saved = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return self
-
-    def __exit__(self, *exc_info):
-        import signal
-
-        if self.saved is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.saved)
-        return False
