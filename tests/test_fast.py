@@ -19,6 +19,7 @@ from cc_numpy.core import data, evaluate, mlp, optim, residual, train
 from cc_numpy.core.fast import adamw
 from cc_numpy.core.fast import evaluate as fast_evaluate
 from cc_numpy.core.fast.batch import SharedBatch
+from cc_numpy.pipeline import jobs
 from cc_numpy.core.fast.batched import ModelStack, check_shareable, train_batched
 from cc_numpy.core.fast.stream import BatchStream, prepared_batches
 
@@ -196,6 +197,23 @@ def test_a_model_gets_the_same_bits_alone_or_in_a_batch_float32(model, p):
         assert_bit_identical(alone, together[index])
     single = train.train(configs[3])                                           # train() is the K = 1 case
     assert_bit_identical(single, together[3])
+
+
+def test_mlps_of_different_widths_share_a_batch_stream_and_keep_their_bits(tiny_config):
+    """The MLP's d only shapes an embedding's mixing matrix: such models train together (the width
+    sweep's predictions), residual models of different d do not."""
+    configs = [dict(tiny_config, model="mlp", task="mixed", mixing="embedding", d=d) for d in (8, 16, 32)]
+    configs.append(dict(tiny_config, model="mlp", task="mixed", mixing="asymmetric", d=64))
+    together = train_batched(configs)
+    for config, result in zip(configs, together):
+        assert_bit_identical(train.train(config), result)
+    assert not np.array_equal(together[0]["params"]["W_in"], together[1]["params"]["W_in"])   # d mattered
+    keys = {jobs.group_key(jobs.make_job(config)) for config in configs}
+    assert len(keys) == 1
+    residuals = [dict(tiny_config, model="residual", d=d) for d in (16, 32)]
+    assert len({jobs.group_key(jobs.make_job(config)) for config in residuals}) == 2
+    with pytest.raises(ValueError, match="cannot share a batch stream.*\\bd\\b"):
+        train_batched(residuals)
 
 
 def test_batched_runs_equal_separate_plain_runs_float64(tiny_config):

@@ -215,12 +215,12 @@ def _parent_key(job):
 
 def group_key(job):
     """Jobs with equal keys can be trained in one pass (``fast.batched``: same batch stream and schedule)."""
-    from ..core.fast.batched import SHARED_KEYS
+    from ..core.fast.batched import shared_keys
 
     config = job["config"]
     if config["engine"] != "fast":
         return ("alone", job_key(job))
-    return tuple(config[key] for key in SHARED_KEYS)
+    return tuple(config[key] for key in shared_keys(config))
 
 
 def job_cost(job):

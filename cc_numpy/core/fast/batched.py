@@ -2,7 +2,7 @@
 
 The models may differ in σ, in the mixing matrix, in the task, in whether σ is learned and
 in their initial weights (fine-tuning); they must agree on everything that decides the
-batches, the shapes and the schedule (:data:`SHARED_KEYS`). Each step draws one batch,
+batches, the shapes and the schedule (:func:`shared_keys`). Each step draws one batch,
 computes what depends on the batch alone once (``batch.SharedBatch``), then every model's
 loss and gradients (``statistics.py``: from statistics for a sparse batch, from the error for a
 dense one), in chunks of a few models so that the working set stays small, and one AdamW
@@ -30,17 +30,27 @@ CHUNK = 8                 # models per pass over a sparse batch: (B_nz, CHUNK ·
 DENSE_CHUNK = 2           # models per pass over a dense batch (each forms a (B, n) error; 8 was 6 % slower)
 
 
+def shared_keys(config):
+    """The keys of :data:`SHARED_KEYS` that models trained with ``config`` must agree on.
+
+    The MLP has no residual stream: its width d only shapes the mixing matrix of an embedding's
+    labels, and the models of a stack may have different mixing matrices.
+    """
+    return SHARED_KEYS if config["model"] == "residual" else tuple(key for key in SHARED_KEYS if key != "d")
+
+
 def check_shareable(configs):
     """Raise ValueError unless every config can share the first one's batch stream and schedule."""
     if len(configs) == 0:
         raise ValueError("train_batched needs at least one config")
     first = configs[0]
+    keys = shared_keys(first)
     for index, config in enumerate(configs[1:], start=1):
-        differing = [key for key in SHARED_KEYS if config[key] != first[key]]
+        differing = [key for key in keys if config[key] != first[key]]
         if differing:
             raise ValueError(f"configs[{index}] cannot share a batch stream with configs[0]: they differ in "
                              f"{', '.join(differing)}; models trained together must agree on "
-                             f"{', '.join(SHARED_KEYS)}")
+                             f"{', '.join(keys)}")
 
 
 class ModelStack:
@@ -132,7 +142,7 @@ def train_batched(configs, M_list=None, init_params_list=None, progress=None, pr
     Parameters
     ----------
     configs : list of K config dicts (``train.make_config`` overrides); they must agree on
-        :data:`SHARED_KEYS`, else ValueError.
+        :func:`shared_keys`, else ValueError.
     M_list : optional list of K unscaled mixing matrices (None entries: drawn from the seed).
     init_params_list : optional list of K starting weights (None entries: fresh weights).
     progress : optional ``progress(step, steps, running_loss_over_p, steps_per_second)``;
