@@ -32,7 +32,7 @@ def no_partial_files(folder):
     for root, _, names in os.walk(folder):
         for name in names:
             path = os.path.join(root, name)
-            assert not name.startswith((".tmp-", ".probe-")), path
+            assert not name.startswith((".tmp-", ".probe-")) and ".tmp" not in name, path
             if name.endswith(".npz"):
                 storage.load_npz(path)
             elif name.endswith(".json"):
@@ -451,6 +451,29 @@ def test_the_sampler_is_safe_at_any_p():
 
 
 # ---------------------------------------------------------------- interrupts
+
+def test_a_figure_interrupted_while_saved_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from cc_numpy.pipeline import plotting
+
+    path = str(tmp_path / "figure.png")
+    with plotting.figure(path) as axis:
+        axis.plot([0, 1], [0, 1])
+    before = (tmp_path / "figure.png").read_bytes()
+
+    def interrupted_savefig(self, handle, **kwargs):
+        handle.write(b"\x89PNG half of a figure")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted_savefig)
+    with pytest.raises(KeyboardInterrupt):
+        with plotting.figure(path) as axis:
+            axis.plot([0, 1], [1, 0])
+    assert os.listdir(tmp_path) == ["figure.png"]
+    assert (tmp_path / "figure.png").read_bytes() == before
+
+
 
 @pytest.mark.slow
 def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):

@@ -28,7 +28,9 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")                     # a zip with mem
 _PICKLE_MAGIC = b"\x80"                                         # pickle protocol 2 and later
 
 
-def _write_atomic(path, write):
+def write_atomic(path, write):
+    """Write ``path`` atomically: ``write(handle)`` fills a temporary file in the same folder, which
+    then replaces ``path``; on any failure or interrupt the temporary file is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
@@ -83,7 +85,7 @@ def save_npz(path, arrays):
     for key, value in arrays.items():
         if value.dtype.hasobject:
             raise TypeError(f"array {key!r} holds Python objects; only numeric and string arrays are stored")
-    _write_atomic(path, lambda handle: np.savez(handle, **arrays))
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_npz(path, required=()):
@@ -139,13 +141,13 @@ def stored_array(arrays, key, path, shape=None, finite=True):
 
 def save_text(path, text):
     """Write a string (UTF-8) to ``path`` atomically."""
-    _write_atomic(path, lambda handle: handle.write(text.encode()))
+    write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def save_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_to_builtin) + "\n"
-    _write_atomic(path, lambda handle: handle.write(text.encode()))
+    write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def load_json(path, expect=None):

@@ -6,13 +6,14 @@ and closed when the block ends, and closed without saving if the block fails.
 """
 
 import contextlib
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from ..core.storage import write_atomic  # noqa: E402
 
 NAIVE_STYLE = {"color": "0.4", "linestyle": "--", "linewidth": 1.0}
 
@@ -24,10 +25,7 @@ def figure(path, rows=1, cols=1, size=(6.5, 4.2), **subplot_kw):
     try:
         yield axes
         fig.tight_layout()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=110))   # no partial file
     finally:
         plt.close(fig)
 
