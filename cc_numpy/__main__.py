@@ -5,7 +5,8 @@ prints one line ``error: …`` on stderr and exits with status 2, without a
 traceback; everything is checked (flags that would be ignored, sizes that
 cannot fit in memory, output folders that cannot be written) before any long
 work starts. One Ctrl-C stops any command within moments, workers included,
-prints one line saying what was kept and exits with status 130.
+prints one line saying what was kept and exits with status 130; SIGTERM (``kill``,
+``timeout``, a job scheduler) stops it the same way, with status 143.
 """
 
 import argparse
@@ -15,17 +16,23 @@ import signal
 import sys
 import threading
 
-_pending_interrupt = False
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)       # Ctrl-C, and kill's default: both stop a command cleanly
+_pending_interrupt = None                            # the stop signal noted before main() was ready, if any
 
 
 def _note_interrupt(signum, frame):
-    """SIGINT while modules load or flags are parsed: noted, acted on once main() is ready (no half-import)."""
+    """A stop signal while modules load or flags are parsed: noted, acted on once main() is ready (no half-import)."""
     global _pending_interrupt
-    _pending_interrupt = True
+    _pending_interrupt = _pending_interrupt or signum
+
+
+def _set_stop_handlers(handler):
+    """Give both stop signals ``handler``; returns their previous handlers."""
+    return [signal.signal(signum, handler) for signum in STOP_SIGNALS]
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, _note_interrupt)
+    _set_stop_handlers(_note_interrupt)
 
 from .core.runtime import keep_freed_memory
 
@@ -46,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Interrupted(KeyboardInterrupt):
-    """Ctrl-C, with ``kept``: what was saved and how to resume."""
+    """Ctrl-C (or SIGTERM), with ``kept``: what was saved and how to resume."""
 
     def __init__(self, kept):
         super().__init__(kept)
@@ -551,24 +558,31 @@ def _message(error, flags):
     return " ".join(text.split())                               # one line
 
 
+_stopped_by = signal.SIGINT                          # the signal that stopped the command (its exit status)
+
+
 def _first_interrupt(signum, frame):
-    """SIGINT: stop the command; a second Ctrl-C while it cleans up changes nothing (no second traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A stop signal: stop the command; another one while it cleans up changes nothing (no second traceback)."""
+    global _stopped_by
+    _set_stop_handlers(signal.SIG_IGN)
+    _stopped_by = signum
     raise KeyboardInterrupt
 
 
 def main(argv=None):
-    global _progress_line_open, _pending_interrupt
+    global _progress_line_open, _pending_interrupt, _stopped_by
     import numpy as np
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _note_interrupt) if in_main_thread else None
+    previous = _set_stop_handlers(_note_interrupt) if in_main_thread else None
     args = None
+    _stopped_by = signal.SIGINT
     try:
         args = build_parser().parse_args(argv)
         if in_main_thread:
-            signal.signal(signal.SIGINT, _first_interrupt)
+            _set_stop_handlers(_first_interrupt)
         if _pending_interrupt:
+            _stopped_by = _pending_interrupt
             raise KeyboardInterrupt
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # non-finite results are checked
             args.func(args)
@@ -579,19 +593,20 @@ def main(argv=None):
         if not isinstance(interrupt, _Interrupted):             # e.g. jobs.JobsInterrupted: '3 of 8 trainings …'
             kept += "; rerun the same command to resume"
         print(("\n" if _progress_line_open else "") + f"interrupted: {kept}", file=sys.stderr)
-        return 130
+        return 128 + int(_stopped_by)                           # 130 for Ctrl-C, 143 for SIGTERM
     except USER_ERRORS as error:
         print(("\n" if _progress_line_open else "") + f"error: {_message(error, getattr(args, 'flags', None))}",
               file=sys.stderr)
         return 2
     finally:
-        _progress_line_open = _pending_interrupt = False
+        _progress_line_open, _pending_interrupt = False, None
         if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in zip(STOP_SIGNALS, previous):
+                signal.signal(signum, handler)
     return 0
 
 
 if __name__ == "__main__":
     status = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)               # a late Ctrl-C must not kill the exit itself
+    _set_stop_handlers(signal.SIG_IGN)                         # a late Ctrl-C must not kill the exit itself
     sys.exit(status)

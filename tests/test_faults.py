@@ -585,6 +585,74 @@ def start(out):
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
 
 
+def children_of(pid):
+    """The pids of the live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+LONG = ["-m", "cc_numpy", "sigma-sweep", "--scale", "test", "--steps", "200000", "--workers", "2"]
+
+
+def start_long(out):
+    """A command whose trainings last minutes; returns it once both workers are training."""
+    process = subprocess.Popen([sys.executable, *LONG, "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    deadline = time.perf_counter() + 60
+    while len(children_of(process.pid)) < 3 and time.perf_counter() < deadline:   # 2 workers, resource tracker
+        time.sleep(0.1)
+    time.sleep(2.0)                                                 # past their imports: training
+    return process
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+@pytest.mark.parametrize("to_group", [True, False])
+def test_sigterm_stops_a_command_like_ctrl_c_with_status_143(tmp_path, to_group):
+    process = start_long(tmp_path)
+    workers = children_of(process.pid)
+    (os.killpg if to_group else os.kill)(process.pid, signal.SIGTERM)
+    sent = time.perf_counter()
+    _, err = process.communicate(timeout=30)
+    assert time.perf_counter() - sent < 5
+    assert process.returncode == 143, err
+    assert "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.startswith("interrupted:")]) == 1, err
+    time.sleep(1.0)
+    assert not [pid for pid in workers if alive(pid)]
+    no_partial_files(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_workers_of_a_killed_command_stop_in_the_middle_of_a_training(tmp_path):
+    process = start_long(tmp_path)
+    workers = children_of(process.pid)
+    process.kill()                                                  # SIGKILL: the parent cannot stop them
+    process.communicate(timeout=30)
+    deadline = time.perf_counter() + 3
+    while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]               # a training takes minutes
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_random_points_stops_promptly_keeps_finished_work_and_resumes_to_the_same_results(tmp_path):
     reference = tmp_path / "reference"

@@ -289,22 +289,18 @@ def _worker(tasks, outputs):
     """A worker process: run ``(index, function, args)`` tasks (:func:`run_group`, follow-ups) until a None arrives.
 
     Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
-    A worker whose parent died without stopping it (e.g. killed) notices within a second and exits.
+    A worker whose parent died without stopping it (e.g. killed) exits within half a second,
+    even in the middle of a training (:func:`_exit_when_orphaned`).
     """
     import pickle
-    import queue
     import signal
+    import threading
     import traceback
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     while True:
-        try:
-            task = tasks.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:                          # orphaned: nobody will read our results
-                return
-            continue
+        task = tasks.get()
         if task is None:
             return
         index, function, args = task
@@ -319,6 +315,14 @@ def _worker(tasks, outputs):
             except Exception:                                   # noqa: BLE001
                 error = RuntimeError(f"{type(error).__name__}: {error}")
             outputs.put((index, "error", (error, text)))
+
+
+def _exit_when_orphaned(parent, every=0.5):
+    """A worker's watchdog thread: end the process once ``parent`` is no longer its parent (nobody
+    would read its results, and it may be in the middle of an hour-long training)."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def ancestors_first(jobs):
