@@ -11,7 +11,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -281,15 +280,15 @@ def test_a_damaged_numbers_file_is_named_and_skipped(tmp_path, capsys):
 
 def refuse_writes_under(monkeypatch, folder, error=errno.EACCES):
     """Make every new file under ``folder`` fail as on a read-only (or, with ENOSPC, full) file system."""
-    real_mkstemp = tempfile.mkstemp
+    real_open = os.open
     folder = os.path.abspath(folder)
 
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and os.path.abspath(dir).startswith(folder):
-            raise OSError(error, os.strerror(error), os.path.join(dir, ".tmp-xyz"))
-        return real_mkstemp(*args, dir=dir, **kwargs)
+    def open_refusing(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and os.path.abspath(path).startswith(folder):
+            raise OSError(error, os.strerror(error), path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", open_refusing)
 
 
 def forbid_work(monkeypatch):
@@ -452,6 +451,27 @@ def test_the_sampler_is_safe_at_any_p():
 
 # ---------------------------------------------------------------- interrupts
 
+@pytest.mark.parametrize("write", ["save_json", "check_writable"])
+def test_a_ctrl_c_just_as_a_temporary_file_is_created_leaves_no_file(tmp_path, monkeypatch, write):
+    """The moment between creating the file and knowing its name (inside tempfile.mkstemp, once)."""
+    real_open = os.open
+
+    def open_then_interrupted(path, flags, *args, **kwargs):
+        descriptor = real_open(path, flags, *args, **kwargs)
+        if flags & os.O_CREAT and str(tmp_path) in str(path):
+            os.close(descriptor)
+            raise KeyboardInterrupt
+        return descriptor
+
+    monkeypatch.setattr(os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if write == "save_json":
+            storage.save_json(tmp_path / "numbers.json", {"a": 1})
+        else:
+            storage.check_writable(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_figure_interrupted_while_saved_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
     import matplotlib.figure
 
@@ -608,6 +628,12 @@ def alive(pid):
         return False
 
 
+def kill_all(pids):
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 LONG = ["-m", "cc_numpy", "sigma-sweep", "--scale", "test", "--steps", "200000", "--workers", "2"]
 
 
@@ -628,16 +654,19 @@ def start_long(out):
 def test_sigterm_stops_a_command_like_ctrl_c_with_status_143(tmp_path, to_group):
     process = start_long(tmp_path)
     workers = children_of(process.pid)
-    (os.killpg if to_group else os.kill)(process.pid, signal.SIGTERM)
-    sent = time.perf_counter()
-    _, err = process.communicate(timeout=30)
-    assert time.perf_counter() - sent < 5
-    assert process.returncode == 143, err
-    assert "Traceback" not in err, err
-    assert len([line for line in err.splitlines() if line.startswith("interrupted:")]) == 1, err
-    time.sleep(1.0)
-    assert not [pid for pid in workers if alive(pid)]
-    no_partial_files(tmp_path)
+    try:
+        (os.killpg if to_group else os.kill)(process.pid, signal.SIGTERM)
+        sent = time.perf_counter()
+        _, err = process.communicate(timeout=30)
+        assert time.perf_counter() - sent < 5
+        assert process.returncode == 143, err
+        assert "Traceback" not in err, err
+        assert len([line for line in err.splitlines() if line.startswith("interrupted:")]) == 1, err
+        time.sleep(1.0)
+        assert not [pid for pid in workers if alive(pid)]
+        no_partial_files(tmp_path)
+    finally:
+        kill_all([process.pid] + workers)                           # nothing outlives a failed test
 
 
 @pytest.mark.slow
@@ -645,12 +674,15 @@ def test_sigterm_stops_a_command_like_ctrl_c_with_status_143(tmp_path, to_group)
 def test_workers_of_a_killed_command_stop_in_the_middle_of_a_training(tmp_path):
     process = start_long(tmp_path)
     workers = children_of(process.pid)
-    process.kill()                                                  # SIGKILL: the parent cannot stop them
-    process.communicate(timeout=30)
-    deadline = time.perf_counter() + 3
-    while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in workers if alive(pid)]               # a training takes minutes
+    try:
+        process.kill()                                              # SIGKILL: the parent cannot stop them
+        process.communicate(timeout=30)
+        deadline = time.perf_counter() + 3
+        while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)]           # a training takes minutes
+    finally:
+        kill_all(workers)
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@ names the file (and the key). :func:`check_writable` tries a folder before any
 long work is done, so a run never finishes and then fails to save.
 """
 
+import errno
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -28,29 +29,44 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")                     # a zip with mem
 _PICKLE_MAGIC = b"\x80"                                         # pickle protocol 2 and later
 
 
+def _open_new(folder, prefix, suffix, names):
+    """Create a new file ``folder/prefix<random>suffix`` (mode 0666 less the umask) and return its descriptor.
+
+    Its name is appended to ``names`` *before* the file exists, so that a caller's ``finally``
+    can remove it whatever moment an interrupt arrives (``tempfile.mkstemp`` names it only after).
+    """
+    for _ in range(100):
+        names.append(os.path.join(folder, f"{prefix}{secrets.token_hex(4)}{suffix}"))
+        try:
+            return os.open(names[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            names.pop()
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {folder}")
+
+
+def _remove_existing(names):
+    for name in names:
+        if os.path.exists(name):
+            os.remove(name)
+
+
 def write_atomic(path, write):
     """Write ``path`` atomically: ``write(handle)`` fills a temporary file in the same folder, which
     then replaces ``path``; on any failure or interrupt the temporary file is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    temporary = []
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(_open_new(folder, ".tmp-", os.path.basename(path), temporary), "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)                           # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-        tmp = None
+        os.replace(temporary.pop(), path)
     except OSError as error:                                    # name the target, never the temporary file
         raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_existing(temporary)
 
 
 def check_writable(folder):
@@ -61,13 +77,14 @@ def check_writable(folder):
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise OSError(f"cannot write into {folder}: it exists and is not a folder")
+    probe = []
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
-        os.close(fd)
-        os.remove(probe)
+        os.close(_open_new(folder, ".probe-", "", probe))
     except OSError as error:
         raise OSError(error.errno, f"cannot write into {folder}: {error.strerror or error}") from None
+    finally:
+        _remove_existing(probe)
     return folder
 
 
