@@ -292,11 +292,14 @@ def refuse_writes_under(monkeypatch, folder, error=errno.EACCES):
 
 
 def forbid_work(monkeypatch):
+    from cc_numpy import reproduce                                  # imported now, so that it never keeps `fail`
+
     def fail(*args, **kwargs):
         raise AssertionError("work started although the output cannot be written")
 
     monkeypatch.setattr(jobs, "run_job", fail)
     monkeypatch.setattr(jobs, "run_jobs", fail)
+    monkeypatch.setattr(reproduce, "run_jobs", fail)               # its own name for it
     monkeypatch.setattr(train, "train", fail)
 
 
@@ -472,6 +475,13 @@ def test_a_ctrl_c_just_as_a_temporary_file_is_created_leaves_no_file(tmp_path, m
     assert os.listdir(tmp_path) == []
 
 
+def test_a_write_that_cannot_replace_its_target_names_it_and_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "numbers.json").mkdir()                             # a folder where the file should go
+    with pytest.raises(OSError, match="cannot write .*numbers.json"):
+        storage.save_json(tmp_path / "numbers.json", {"a": 1})
+    assert os.listdir(tmp_path) == ["numbers.json"]
+
+
 def test_a_figure_interrupted_while_saved_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
     import matplotlib.figure
 
@@ -565,13 +575,13 @@ def test_ctrl_c_while_the_workers_start_stops_at_once_and_leaves_no_worker(tmp_p
     import multiprocessing.context
     import threading
 
-    starting, started = threading.Event(), []
+    starting, interrupted, started = threading.Event(), threading.Event(), []
     start = multiprocessing.context.SpawnProcess.start
 
-    def slow_start(process):                                        # widen the moment of starting a worker
-        if started:
-            starting.set()                                          # the second worker: the first one runs
-        time.sleep(0.5)
+    def slow_start(process):                                        # the second worker's start (the first one
+        if started:                                                 # runs) lasts until the Ctrl-C is sent
+            starting.set()
+            interrupted.wait(30)
         start(process)
         started.append(process)
 
@@ -580,9 +590,9 @@ def test_ctrl_c_while_the_workers_start_stops_at_once_and_leaves_no_worker(tmp_p
 
     def interrupt_while_starting():
         starting.wait(30)
-        time.sleep(0.2)
         sent.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGINT)
+        interrupted.set()
 
     sender = threading.Thread(target=interrupt_while_starting, daemon=True)
     sender.start()
@@ -628,9 +638,16 @@ def alive(pid):
         return False
 
 
-def kill_all(pids):
+def kill_ours(pids):
+    """SIGKILL the processes of ``pids`` that are still a cc_numpy command or worker (after a failed test)."""
     for pid in pids:
-        if alive(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            continue
+        ours = b"cc_numpy" in command or b"multiprocessing" in command
+        if ours and alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -646,6 +663,63 @@ def start_long(out):
         time.sleep(0.1)
     time.sleep(2.0)                                                 # past their imports: training
     return process
+
+
+ORPHANS = """
+import multiprocessing, os
+from cc_numpy.pipeline import jobs
+context = multiprocessing.get_context("spawn")
+tasks, outputs = context.Queue(), context.Queue()
+processes = [context.Process(target=jobs._worker, args=(tasks, outputs)) for _ in range(2)]
+jobs._start_workers(processes)
+print(*[process.pid for process in processes], flush=True)
+os._exit(0)                                 # gone before the workers have even imported cc_numpy
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_workers_whose_parent_died_before_they_ran_end_themselves(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANS], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, env=ENV)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]   # (the workers hold the pipe open)
+    parent.stdout.close()
+    parent.wait(timeout=60)
+    assert len(workers) == 2
+    try:
+        deadline = time.perf_counter() + 20                         # their imports, on a busy machine
+        while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)]
+    except BaseException:
+        kill_ours(workers)
+        raise
+
+
+def test_a_worker_start_that_cannot_start_its_thread_fails_at_once(monkeypatch):
+    import threading
+
+    real_start = threading.Thread.start
+
+    def no_thread_for_the_workers(thread):
+        if thread.name == "cc_numpy worker start":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread_for_the_workers)
+    outcome, environment = [], dict(os.environ)
+
+    def attempt():
+        try:
+            jobs._start_workers([])
+        except RuntimeError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=attempt, daemon=True)
+    caller.start()
+    caller.join(10)
+    assert outcome and "can't start new thread" in str(outcome[0])   # raised, not waited on forever
+    assert dict(os.environ) == environment                          # the workers' BLAS settings are gone
 
 
 @pytest.mark.slow
@@ -665,8 +739,9 @@ def test_sigterm_stops_a_command_like_ctrl_c_with_status_143(tmp_path, to_group)
         time.sleep(1.0)
         assert not [pid for pid in workers if alive(pid)]
         no_partial_files(tmp_path)
-    finally:
-        kill_all([process.pid] + workers)                           # nothing outlives a failed test
+    except BaseException:
+        kill_ours([process.pid] + workers)                          # nothing outlives a failed test
+        raise
 
 
 @pytest.mark.slow
@@ -681,8 +756,9 @@ def test_workers_of_a_killed_command_stop_in_the_middle_of_a_training(tmp_path):
         while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
             time.sleep(0.1)
         assert not [pid for pid in workers if alive(pid)]           # a training takes minutes
-    finally:
-        kill_all(workers)
+    except BaseException:
+        kill_ours(workers)
+        raise
 
 
 @pytest.mark.slow

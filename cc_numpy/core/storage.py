@@ -12,6 +12,7 @@ names the file (and the key). :func:`check_writable` tries a folder before any
 long work is done, so a run never finishes and then fails to save.
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -45,8 +46,9 @@ def _open_new(folder, prefix, suffix, names):
 
 
 def _remove_existing(names):
+    """Remove whichever of ``names`` exist (cleaning up after a failure: an OSError here is not the news)."""
     for name in names:
-        if os.path.exists(name):
+        with contextlib.suppress(OSError):
             os.remove(name)
 
 
@@ -62,7 +64,8 @@ def write_atomic(path, write):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary.pop(), path)
+        os.replace(temporary[-1], path)
+        temporary.clear()                                       # (a Ctrl-C just before: its name is gone anyway)
     except OSError as error:                                    # name the target, never the temporary file
         raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     finally:
@@ -81,6 +84,8 @@ def check_writable(folder):
     try:
         os.makedirs(folder, exist_ok=True)
         os.close(_open_new(folder, ".probe-", "", probe))
+        os.remove(probe[-1])                                    # a folder that keeps what is put in it is refused
+        probe.clear()
     except OSError as error:
         raise OSError(error.errno, f"cannot write into {folder}: {error.strerror or error}") from None
     finally:

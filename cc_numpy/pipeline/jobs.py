@@ -289,8 +289,9 @@ def _worker(tasks, outputs):
     """A worker process: run ``(index, function, args)`` tasks (:func:`run_group`, follow-ups) until a None arrives.
 
     Ctrl-C goes to the whole process group; workers ignore it and are stopped by the parent.
-    A worker whose parent died without stopping it (e.g. killed) exits within half a second,
-    even in the middle of a training (:func:`_exit_when_orphaned`).
+    A worker whose parent died without stopping it (e.g. killed) exits at once, even in the
+    middle of a training, and even if the parent died before the worker got here
+    (:func:`_exit_when_orphaned`).
     """
     import pickle
     import signal
@@ -298,7 +299,7 @@ def _worker(tasks, outputs):
     import traceback
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     while True:
         task = tasks.get()
         if task is None:
@@ -317,11 +318,17 @@ def _worker(tasks, outputs):
             outputs.put((index, "error", (error, text)))
 
 
-def _exit_when_orphaned(parent, every=0.5):
-    """A worker's watchdog thread: end the process once ``parent`` is no longer its parent (nobody
-    would read its results, and it may be in the middle of an hour-long training)."""
-    while os.getppid() == parent:
-        time.sleep(every)
+def _exit_when_orphaned():
+    """A worker's watchdog thread: end the process once its parent is gone (nobody would read its
+    results, and it may be in the middle of an hour-long training).
+
+    It waits on the parent's sentinel, which multiprocessing gives every child: a pipe that
+    reads as ready once the parent process has ended (also if it ended before this call).
+    """
+    import multiprocessing
+    from multiprocessing import connection
+
+    connection.wait([multiprocessing.parent_process().sentinel])
     os._exit(1)
 
 
@@ -528,7 +535,7 @@ def _start_workers(processes):
     import threading
     from multiprocessing import resource_tracker
 
-    from ..core.runtime import single_thread_blas_env
+    from ..core.runtime import BLAS_THREAD_VARIABLES, single_thread_blas_env
 
     resource_tracker.ensure_running()
     stop, done, failure = threading.Event(), threading.Event(), []
@@ -546,18 +553,21 @@ def _start_workers(processes):
         finally:
             done.set()
 
-    saved = dict(os.environ)
-    single_thread_blas_env(1, os.environ)                       # inherited by the spawned workers
+    added = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
+    helper = None
     try:
-        threading.Thread(target=start_all, name="cc_numpy worker start", daemon=True).start()
+        single_thread_blas_env(1, os.environ)                   # inherited by the spawned workers
+        helper = threading.Thread(target=start_all, name="cc_numpy worker start", daemon=True)
+        helper.start()
         done.wait()                                             # a Ctrl-C interrupts this wait
     except BaseException:
         stop.set()                                              # start no more; the caller stops the rest
-        _wait_through_interrupts(done)
+        if helper is not None and helper.ident is not None:    # it runs (or will, and then sees stop)
+            _wait_through_interrupts(done)
         raise
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name in added:
+            os.environ.pop(name, None)
     if failure:
         raise failure[0]
 
