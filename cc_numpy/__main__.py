@@ -17,13 +17,13 @@ import sys
 import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)       # Ctrl-C, and kill's default: both stop a command cleanly
-_pending_interrupt = None                            # the stop signal noted before main() was ready, if any
+_stop_signal = None                                  # the first stop signal received, if any (its exit status)
 
 
 def _note_interrupt(signum, frame):
     """A stop signal while modules load or flags are parsed: noted, acted on once main() is ready (no half-import)."""
-    global _pending_interrupt
-    _pending_interrupt = _pending_interrupt or signum
+    global _stop_signal
+    _stop_signal = _stop_signal or signum
 
 
 def _set_stop_handlers(handler):
@@ -558,31 +558,26 @@ def _message(error, flags):
     return " ".join(text.split())                               # one line
 
 
-_stopped_by = signal.SIGINT                          # the signal that stopped the command (its exit status)
-
-
 def _first_interrupt(signum, frame):
     """A stop signal: stop the command; another one while it cleans up changes nothing (no second traceback)."""
-    global _stopped_by
+    global _stop_signal
     _set_stop_handlers(signal.SIG_IGN)
-    _stopped_by = signum
+    _stop_signal = signum
     raise KeyboardInterrupt
 
 
 def main(argv=None):
-    global _progress_line_open, _pending_interrupt, _stopped_by
+    global _progress_line_open, _stop_signal
     import numpy as np
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = _set_stop_handlers(_note_interrupt) if in_main_thread else None
     args = None
-    _stopped_by = signal.SIGINT
     try:
         args = build_parser().parse_args(argv)
         if in_main_thread:
             _set_stop_handlers(_first_interrupt)
-        if _pending_interrupt:
-            _stopped_by = _pending_interrupt
+        if _stop_signal:
             raise KeyboardInterrupt
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # non-finite results are checked
             args.func(args)
@@ -593,13 +588,13 @@ def main(argv=None):
         if not isinstance(interrupt, _Interrupted):             # e.g. jobs.JobsInterrupted: '3 of 8 trainings …'
             kept += "; rerun the same command to resume"
         print(("\n" if _progress_line_open else "") + f"interrupted: {kept}", file=sys.stderr)
-        return 128 + int(_stopped_by)                           # 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + int(_stop_signal or signal.SIGINT)         # 130 for Ctrl-C, 143 for SIGTERM
     except USER_ERRORS as error:
         print(("\n" if _progress_line_open else "") + f"error: {_message(error, getattr(args, 'flags', None))}",
               file=sys.stderr)
         return 2
     finally:
-        _progress_line_open, _pending_interrupt = False, None
+        _progress_line_open, _stop_signal = False, None
         if in_main_thread:
             for signum, handler in zip(STOP_SIGNALS, previous):
                 signal.signal(signum, handler)

@@ -19,9 +19,9 @@ from cc_numpy.core import data, evaluate, mlp, optim, residual, train
 from cc_numpy.core.fast import adamw
 from cc_numpy.core.fast import evaluate as fast_evaluate
 from cc_numpy.core.fast.batch import SharedBatch
-from cc_numpy.pipeline import jobs
 from cc_numpy.core.fast.batched import ModelStack, check_shareable, train_batched
 from cc_numpy.core.fast.stream import BatchStream, prepared_batches
+from cc_numpy.pipeline import jobs
 
 CASES = [dict(model="mlp", task="mixed"), dict(model="mlp", task="clean"), dict(model="mlp", task="residual"),
          dict(model="mlp", task="mixed", learn_sigma=True, sigma_init=-0.05, mixing="symmetric"),

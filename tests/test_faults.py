@@ -504,7 +504,6 @@ def test_a_figure_interrupted_while_saved_leaves_the_old_file_and_no_temporary_o
     assert (tmp_path / "figure.png").read_bytes() == before
 
 
-
 @pytest.mark.slow
 def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):
     """Trainings far longer than the test: SIGINT must terminate the workers, not wait for them."""
@@ -540,13 +539,15 @@ def test_ctrl_c_in_the_parent_stops_running_workers_at_once(tmp_path):
     no_partial_files(tmp_path)
 
 
-WORKER_MASKS = """
-import multiprocessing, signal
+TWO_WORKERS = """
+import multiprocessing, os, signal
 from cc_numpy.pipeline import jobs
 context = multiprocessing.get_context("spawn")
 tasks, outputs = context.Queue(), context.Queue()
 processes = [context.Process(target=jobs._worker, args=(tasks, outputs), daemon=True) for _ in range(2)]
 jobs._start_workers(processes)
+"""
+WORKER_MASKS = TWO_WORKERS + """
 print("parent", sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 for index in range(2):
     tasks.put((index, signal.pthread_sigmask, (signal.SIG_BLOCK, [])))
@@ -615,27 +616,33 @@ def start(out):
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
 
 
-def children_of(pid):
-    """The pids of the live processes whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+def state_and_parent(pid):
+    """(state letter, parent pid) of a process from Linux /proc, or None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()      # after "pid (command)"
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
 
 
 def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    found = state_and_parent(pid)
+    return found is not None and found[0] != "Z"                    # a zombie has ended
+
+
+def children_of(pid):
+    """The pids of the live processes whose parent is ``pid``."""
+    found = {int(entry): state_and_parent(entry) for entry in os.listdir("/proc") if entry.isdigit()}
+    return [child for child, stat in found.items() if stat is not None and stat[0] != "Z" and stat[1] == pid]
+
+
+def gone_within(pids, seconds):
+    """Wait until none of ``pids`` is alive, at most ``seconds``; returns those still alive."""
+    deadline = time.perf_counter() + seconds
+    while any(alive(pid) for pid in pids) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
 
 
 def kill_ours(pids):
@@ -665,13 +672,7 @@ def start_long(out):
     return process
 
 
-ORPHANS = """
-import multiprocessing, os
-from cc_numpy.pipeline import jobs
-context = multiprocessing.get_context("spawn")
-tasks, outputs = context.Queue(), context.Queue()
-processes = [context.Process(target=jobs._worker, args=(tasks, outputs)) for _ in range(2)]
-jobs._start_workers(processes)
+ORPHANS = TWO_WORKERS + """
 print(*[process.pid for process in processes], flush=True)
 os._exit(0)                                 # gone before the workers have even imported cc_numpy
 """
@@ -687,10 +688,7 @@ def test_workers_whose_parent_died_before_they_ran_end_themselves(tmp_path):
     parent.wait(timeout=60)
     assert len(workers) == 2
     try:
-        deadline = time.perf_counter() + 20                         # their imports, on a busy machine
-        while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in workers if alive(pid)]
+        assert not gone_within(workers, 20)                         # (their imports, on a busy machine)
     except BaseException:
         kill_ours(workers)
         raise
@@ -752,10 +750,8 @@ def test_workers_of_a_killed_command_stop_in_the_middle_of_a_training(tmp_path):
     try:
         process.kill()                                              # SIGKILL: the parent cannot stop them
         process.communicate(timeout=30)
-        deadline = time.perf_counter() + 20                         # (a worker may still be importing)
-        while any(alive(pid) for pid in workers) and time.perf_counter() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in workers if alive(pid)]           # a training takes minutes
+        assert not gone_within(workers, 20)                         # a training takes minutes (a worker
+                                                                    # may still be importing)
     except BaseException:
         kill_ours(workers)
         raise

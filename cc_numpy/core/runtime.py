@@ -43,6 +43,19 @@ def single_thread_blas_env(threads=1, environ=None):
     return environ
 
 
+@contextlib.contextmanager
+def child_blas_threads(threads=1):
+    """:func:`single_thread_blas_env` on ``os.environ`` for the processes started in the block;
+    afterwards the variables it added are removed again (the user's own are never touched)."""
+    added = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
+    try:
+        single_thread_blas_env(threads)
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def keep_freed_memory(threshold_bytes=256 * 1024 * 1024):
     """Ask glibc to keep freed blocks below ``threshold_bytes`` in the heap. Returns True if applied."""
     if not sys.platform.startswith("linux"):

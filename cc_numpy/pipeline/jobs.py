@@ -535,7 +535,7 @@ def _start_workers(processes):
     import threading
     from multiprocessing import resource_tracker
 
-    from ..core.runtime import BLAS_THREAD_VARIABLES, single_thread_blas_env
+    from ..core.runtime import child_blas_threads
 
     resource_tracker.ensure_running()
     stop, done, failure = threading.Event(), threading.Event(), []
@@ -553,21 +553,17 @@ def _start_workers(processes):
         finally:
             done.set()
 
-    added = [name for name in BLAS_THREAD_VARIABLES if name not in os.environ]
     helper = None
-    try:
-        single_thread_blas_env(1, os.environ)                   # inherited by the spawned workers
-        helper = threading.Thread(target=start_all, name="cc_numpy worker start", daemon=True)
-        helper.start()
-        done.wait()                                             # a Ctrl-C interrupts this wait
-    except BaseException:
-        stop.set()                                              # start no more; the caller stops the rest
-        if helper is not None and helper.ident is not None:    # it runs (or will, and then sees stop)
-            _wait_through_interrupts(done)
-        raise
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
+    with child_blas_threads(1):                                 # inherited by the spawned workers
+        try:
+            helper = threading.Thread(target=start_all, name="cc_numpy worker start", daemon=True)
+            helper.start()
+            done.wait()                                         # a Ctrl-C interrupts this wait
+        except BaseException:
+            stop.set()                                          # start no more; the caller stops the rest
+            if helper is not None and helper.ident is not None:    # it runs (or will, and then sees stop)
+                _wait_through_interrupts(done)
+            raise
     if failure:
         raise failure[0]
 
