@@ -175,6 +175,22 @@ def test_optimiser_with_mixing_beats_naive_and_respects_bound():
         small_p_loss(result["W_in"], result["W_out"], M, sigma), rel=1e-12)
 
 
+def test_warm_start_is_the_first_start():
+    """From a minimum found before, L-BFGS starts there: one iteration cannot undo it, a random start would."""
+    rng = np.random.default_rng(11)
+    n, d_mlp, sigma = 8, 4, 0.2
+    M = rng.normal(size=(n, n))
+    found = optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(1), n_restarts=1, maxiter=2000)
+    cold = optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=1, maxiter=1)
+    warm = optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=1, maxiter=1,
+                            warm_start=(found["W_in"], found["W_out"]))
+    assert warm["loss"] <= found["loss"] < cold["loss"]
+    # with more starts, the others are the random starts the rng would have drawn first
+    both = optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=2, maxiter=1,
+                            warm_start=(found["W_in"], found["W_out"]))
+    np.testing.assert_array_equal(both["losses_per_restart"], [warm["loss"], cold["loss"]])
+
+
 # ---------------------------------------------------------------- batches
 
 def test_one_active_batch_cycles_features_with_uniform_values():
@@ -214,6 +230,9 @@ def test_bad_inputs_raise_errors_naming_the_argument():
         (lambda: optimise_small_p(6, 3), TypeError, "rng"),
         (lambda: optimise_small_p(6, 3, rng=rng, n_restarts=0), ValueError, "n_restarts"),
         (lambda: optimise_small_p(6, 3, np.eye(5), 0.1, rng=rng), ValueError, "M"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=W_in), ValueError, "warm_start"),
+        (lambda: optimise_small_p(6, 4, rng=rng, warm_start=(W_in, W_out)), ValueError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in, W_out.T)), ValueError, "W_out"),
     ]
     for call, error, name in cases:
         with pytest.raises(error) as caught:

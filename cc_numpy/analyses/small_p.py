@@ -73,7 +73,7 @@ Checks
 Functions here: small_p_loss, small_p_loss_and_grad (exact limit and its
 gradient), small_p_lower_bound, one_active_batch, monte_carlo_small_p_loss
 (sampled check of the limit) and optimise_small_p (L-BFGS-B from random
-starts).
+starts, or first from given weights).
 """
 
 import numpy as np
@@ -336,14 +336,20 @@ def monte_carlo_small_p_loss(W_in, W_out, M, sigma, n_samples, rng):
 # Optimiser
 # --------------------------------------------------------------------------
 
-def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxiter=5000):
-    """Minimise the exact small-p loss with L-BFGS-B from random starts.
+def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxiter=5000, warm_start=None):
+    """Minimise the exact small-p loss with L-BFGS-B from random starts (or from given weights first).
 
     Each restart draws W_in (d_mlp, n) uniform in ±√(6/d_mlp) and W_out
     (n, d_mlp) uniform in ±√(6/n) (the authors' initialisation) and runs
     scipy.optimize.minimize(method="L-BFGS-B", jac=True) on
     small_p_loss_and_grad. The loss is piecewise smooth (kinks where an entry
     of W_in crosses 0); L-BFGS-B copes in practice. The best restart is kept.
+
+    The loss has many local minima, and random starts can stop well above
+    what other routes reach. ``warm_start`` replaces the first random start
+    by given weights: the optimum found at a nearby σ, for instance, so that
+    a sweep over σ follows one minimum as σ grows (continuation; used by the
+    best-from-M experiment).
 
     On clean labels the global minimum is (n − d_mlp)/(6n) (the naive loss;
     1/12 for n = 100, d_mlp = 50): see small_p_lower_bound.
@@ -354,8 +360,10 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     M : array (n, n) or None
     sigma : float
     rng : numpy.random.Generator (required)
-    n_restarts : int ≥ 1
+    n_restarts : int ≥ 1, starts in all (warm_start, if given, is the first)
     maxiter : int ≥ 1, L-BFGS-B iterations per restart
+    warm_start : optional (W_in (d_mlp, n), W_out (n, d_mlp)), the first start;
+        the other n_restarts − 1 are random (the rng draws no weights for it)
 
     Returns
     -------
@@ -371,6 +379,7 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     sigma_M = _sigma_M(M, sigma, n)
     check_rng(rng)
     n_restarts, maxiter = check_int(n_restarts, "n_restarts"), check_int(maxiter, "maxiter")
+    starts = [] if warm_start is None else [_check_warm_start(warm_start, n, d_mlp)]
 
     n_in = d_mlp * n
 
@@ -385,8 +394,11 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     iterations = np.empty(n_restarts, dtype=np.int64)
     best_loss, best_theta = np.inf, None
     for restart in range(n_restarts):
-        W_in0 = rng.uniform(-np.sqrt(6.0 / d_mlp), np.sqrt(6.0 / d_mlp), size=(d_mlp, n))
-        W_out0 = rng.uniform(-np.sqrt(6.0 / n), np.sqrt(6.0 / n), size=(n, d_mlp))
+        if restart < len(starts):
+            W_in0, W_out0 = starts[restart]
+        else:
+            W_in0 = rng.uniform(-np.sqrt(6.0 / d_mlp), np.sqrt(6.0 / d_mlp), size=(d_mlp, n))
+            W_out0 = rng.uniform(-np.sqrt(6.0 / n), np.sqrt(6.0 / n), size=(n, d_mlp))
         theta0 = np.concatenate([W_in0.ravel(), W_out0.ravel()])
         result = scipy.optimize.minimize(
             loss_and_flat_grad, theta0, jac=True, method="L-BFGS-B",
@@ -405,3 +417,13 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
         "n_iterations_per_restart": iterations,
         "lower_bound": small_p_lower_bound(n, d_mlp, M, sigma),
     }
+
+
+def _check_warm_start(warm_start, n, d_mlp):
+    """(W_in, W_out) as float64 arrays of shapes (d_mlp, n) and (n, d_mlp), or a ValueError naming warm_start."""
+    if not isinstance(warm_start, (tuple, list)) or len(warm_start) != 2:
+        raise ValueError(f"warm_start must be a pair (W_in, W_out), got {type(warm_start).__name__}")
+    W_in, W_out = check_mlp_weights(*warm_start)
+    if W_in.shape != (d_mlp, n):
+        raise ValueError(f"warm_start's W_in must have shape (d_mlp, n) = ({d_mlp}, {n}), got {W_in.shape}")
+    return W_in, W_out
