@@ -189,6 +189,10 @@ def test_warm_start_is_the_first_start():
     both = optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=2, maxiter=1,
                             warm_start=(found["W_in"], found["W_out"]))
     np.testing.assert_array_equal(both["losses_per_restart"], [warm["loss"], cold["loss"]])
+    before = found["W_in"].copy()
+    optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=1, maxiter=50,
+                     warm_start=(found["W_in"], found["W_out"]))
+    np.testing.assert_array_equal(found["W_in"], before)                       # the start is not changed in place
 
 
 # ---------------------------------------------------------------- batches
@@ -230,9 +234,13 @@ def test_bad_inputs_raise_errors_naming_the_argument():
         (lambda: optimise_small_p(6, 3), TypeError, "rng"),
         (lambda: optimise_small_p(6, 3, rng=rng, n_restarts=0), ValueError, "n_restarts"),
         (lambda: optimise_small_p(6, 3, np.eye(5), 0.1, rng=rng), ValueError, "M"),
-        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=W_in), ValueError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=W_in), TypeError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in, W_out, W_out)), ValueError, "warm_start"),
         (lambda: optimise_small_p(6, 4, rng=rng, warm_start=(W_in, W_out)), ValueError, "warm_start"),
-        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in, W_out.T)), ValueError, "W_out"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in, W_out.T)), ValueError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(bad, W_out)), ValueError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in.tolist(), W_out)), TypeError, "warm_start"),
+        (lambda: optimise_small_p(6, 3, rng=rng, warm_start=(W_in * 1e200, W_out * 1e200)), ValueError, "warm_start"),
     ]
     for call, error, name in cases:
         with pytest.raises(error) as caught:

@@ -379,7 +379,7 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     sigma_M = _sigma_M(M, sigma, n)
     check_rng(rng)
     n_restarts, maxiter = check_int(n_restarts, "n_restarts"), check_int(maxiter, "maxiter")
-    starts = [] if warm_start is None else [_check_warm_start(warm_start, n, d_mlp)]
+    starts = [] if warm_start is None else [_check_warm_start(warm_start, n, d_mlp, sigma_M)]
 
     n_in = d_mlp * n
 
@@ -419,11 +419,20 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
     }
 
 
-def _check_warm_start(warm_start, n, d_mlp):
-    """(W_in, W_out) as float64 arrays of shapes (d_mlp, n) and (n, d_mlp), or a ValueError naming warm_start."""
-    if not isinstance(warm_start, (tuple, list)) or len(warm_start) != 2:
-        raise ValueError(f"warm_start must be a pair (W_in, W_out), got {type(warm_start).__name__}")
-    W_in, W_out = check_mlp_weights(*warm_start)
+def _check_warm_start(warm_start, n, d_mlp, sigma_M):
+    """(W_in, W_out) as float64 arrays of shapes (d_mlp, n) and (n, d_mlp) with a finite loss, or an error naming warm_start."""
+    if not isinstance(warm_start, (tuple, list)):
+        raise TypeError(f"warm_start must be a pair (W_in, W_out), got {type(warm_start).__name__}")
+    if len(warm_start) != 2:
+        raise ValueError(f"warm_start must be a pair (W_in, W_out), got {len(warm_start)} item(s)")
+    try:
+        W_in, W_out = check_mlp_weights(*warm_start)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"warm_start: {error}") from None
     if W_in.shape != (d_mlp, n):
-        raise ValueError(f"warm_start's W_in must have shape (d_mlp, n) = ({d_mlp}, {n}), got {W_in.shape}")
+        raise ValueError(f"warm_start: W_in must have shape (d_mlp, n) = ({d_mlp}, {n}), got {W_in.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):                       # an overflow is what we test for
+        loss = _small_p_forward(W_in, W_out, sigma_M)[0]
+    if not np.isfinite(loss):
+        raise ValueError("warm_start: its small-p loss is not finite (weights too large); start from smaller weights")
     return W_in, W_out
