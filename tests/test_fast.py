@@ -20,6 +20,7 @@ from cc_numpy.core.fast import adamw
 from cc_numpy.core.fast import evaluate as fast_evaluate
 from cc_numpy.core.fast.batch import SharedBatch
 from cc_numpy.core.fast.batched import ModelStack, check_shareable, train_batched
+from cc_numpy.core.fast.statistics import label_stacks
 from cc_numpy.core.fast.stream import BatchStream, prepared_batches
 from cc_numpy.pipeline import jobs
 
@@ -197,6 +198,21 @@ def test_a_model_gets_the_same_bits_alone_or_in_a_batch_float32(model, p):
         assert_bit_identical(alone, together[index])
     single = train.train(configs[3])                                           # train() is the K = 1 case
     assert_bit_identical(single, together[3])
+
+
+def test_label_terms_are_kept_once_per_distinct_pair_of_label_matrices():
+    """A σ sweep on one M has one (N, M) pair; each model points at its own pair's terms."""
+    rng = np.random.default_rng(3)
+    n = 6
+    M, other = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    N = np.stack([np.zeros((n, n)), np.zeros((n, n)), np.eye(n), np.zeros((n, n))])
+    Ms = np.stack([M, M, M, other])
+    labels, shared = label_stacks(N, Ms, np.float64)
+    assert shared["stack"].shape == (3, 5, n * n)
+    for k in range(4):
+        expected = np.stack([N[k], Ms[k], N[k].T @ N[k], N[k].T @ Ms[k], Ms[k].T @ Ms[k]]).reshape(5, n * n)
+        np.testing.assert_array_equal(shared["stack"][labels["pair_id"][k]], expected)
+    assert labels["pair_id"][0] == labels["pair_id"][1] != labels["pair_id"][2]
 
 
 def test_mlps_of_different_widths_share_a_batch_stream_and_keep_their_bits(tiny_config):

@@ -61,7 +61,7 @@ class SharedBatch:
             self._init_sparse(*arrays)
         else:
             self._init_dense(np.asarray(x))
-        self._products = None
+        self._products = self._dots = None
 
     @classmethod
     def prepared(cls, batch_size, n, dtype, values, signed_columns, indptr, RQ, rr):
@@ -72,7 +72,7 @@ class SharedBatch:
         """
         self = cls.__new__(cls)
         self.batch_size, self.n, self.dtype = batch_size, n, dtype
-        self.x = self.r = self.pairs = self._products = None
+        self.x = self.r = self.pairs = self._products = self._dots = None
         self.rows = indptr.size - 1
         self.signed = sp.csr_matrix((values, signed_columns, indptr), shape=(self.rows, 2 * n))
         self.signed_T = self.signed.T                                       # (2n, B_nz) CSC view
@@ -133,6 +133,17 @@ class SharedBatch:
         if self._products is None or self._products[0] is not matrices:
             self._products = (matrices, [self.x if U is None else self.x @ U.T for U in matrices])  # (B_nz, n) @ (n, n)
         return self._products[1]
+
+    def label_dots(self, stack):
+        """⟨U, R⟩ and ⟨U, Q⟩ for every flattened label term U (sparse batches), once per batch and stack.
+
+        stack : (P, 5, n²) the distinct [N, M, NᵀN, NᵀM, MᵀM] of the batched models (``statistics.label_stacks``).
+        Returns (P, 5, 2), one BLAS product per (5, n²) slice, so each slice's numbers do not
+        depend on the others.
+        """
+        if self._dots is None or self._dots[0] is not stack:
+            self._dots = (stack, np.matmul(stack, self.RQ.T))                # (P, 5, n²) @ (n², 2) -> (P, 5, 2)
+        return self._dots[1]
 
     def inputs_times(self, W):
         """x @ W_k for every model: W (K, n, m) -> (B_nz, K, m); for sparse x as x± [W; W]."""
