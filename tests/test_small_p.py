@@ -7,6 +7,7 @@ from cc_numpy.analyses.small_p import (
     monte_carlo_small_p_loss,
     one_active_batch,
     optimise_small_p,
+    optimise_small_p_continued,
     small_p_loss,
     small_p_loss_and_grad,
     small_p_lower_bound,
@@ -193,6 +194,41 @@ def test_warm_start_is_the_first_start():
     optimise_small_p(n, d_mlp, M, sigma, rng=np.random.default_rng(2), n_restarts=1, maxiter=50,
                      warm_start=(found["W_in"], found["W_out"]))
     np.testing.assert_array_equal(found["W_in"], before)                       # the start is not changed in place
+
+
+def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(monkeypatch):
+    """t·σ for t in the path, each L-BFGS from the one before, then σ with the rng's own random restarts."""
+    from cc_numpy.analyses import small_p
+
+    rng = np.random.default_rng(12)
+    n, d_mlp, sigma = 12, 4, 0.3
+    M = rng.normal(size=(n, n))
+    calls, optimise = [], small_p.optimise_small_p
+
+    def recording(*args, **kwargs):
+        found = optimise(*args, **kwargs)
+        calls.append((args, kwargs, found))
+        return found
+
+    monkeypatch.setattr(small_p, "optimise_small_p", recording)
+    stream = np.random.default_rng(5)
+    state = stream.bit_generator.state
+    found = small_p.optimise_small_p_continued(n, d_mlp, M, sigma, stream, n_restarts=3, maxiter=200)
+    assert stream.bit_generator.state == state                                # the rng is not advanced
+    assert [args[3] for args, _, _ in calls] == [t * sigma for t in small_p.CONTINUATION_PATH] + [sigma]
+    assert [(kw["n_restarts"], kw["maxiter"]) for _, kw, _ in calls] == [(1, 40)] * 3 + [(3, 200)]
+    assert calls[0][1]["warm_start"] is None
+    for (_, kwargs, _), (_, _, before) in zip(calls[1:], calls[:-1]):
+        assert kwargs["warm_start"][0] is before["W_in"] and kwargs["warm_start"][1] is before["W_out"]
+    assert found is calls[-1][2]
+    plain = optimise(n, d_mlp, M, sigma, np.random.default_rng(5), n_restarts=2, maxiter=200)
+    np.testing.assert_array_equal(found["losses_per_restart"][1:], plain["losses_per_restart"])
+
+
+@pytest.mark.parametrize("path", [(0.5, 0.25), (0.0, 0.5), (0.5, 1.0), (0.5, 0.5), "0.5", (True,)])
+def test_continuation_path_must_be_increasing_fractions(path):
+    with pytest.raises(ValueError, match="path"):
+        optimise_small_p_continued(6, 3, np.eye(6), 0.1, np.random.default_rng(0), path=path)
 
 
 # ---------------------------------------------------------------- batches

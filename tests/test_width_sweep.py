@@ -169,27 +169,3 @@ def test_the_jobs_share_trainings_with_mixing_types_and_the_sigma_sweep():
     assert width_sweep.bracket([0.0, 0.04, 0.08], 0.04) == [1]
     assert width_sweep.bracket([0.0, 0.04, 0.08], 0.05) == [1, 2]
 
-
-def test_prediction_b_follows_the_optimum_up_from_weak_mixing(monkeypatch):
-    """σ = 0.25, 0.5, 0.75, then 1, each L-BFGS started from the one before; the last keeps its random restarts."""
-    from cc_numpy.experiments import width_sweep
-
-    calls, optimise = [], small_p.optimise_small_p
-
-    def recording(*args, **kwargs):
-        found = optimise(*args, **kwargs)
-        calls.append((kwargs, found))
-        return found
-
-    monkeypatch.setattr(small_p, "optimise_small_p", recording)
-    M = residual_mixing_matrix(data.random_embedding(12, 16, np.random.default_rng(0)))
-    scale = make_scale("test", optimise_restarts=2, optimise_maxiter=200)
-    optimum = width_sweep.continued_optimum(M, 4, scale, seed=0)
-    assert [kwargs["sigma"] for kwargs, _ in calls] == [*width_sweep.CONTINUATION, 1.0]
-    assert calls[0][0]["warm_start"] is None
-    for (kwargs, _), (_, before) in zip(calls[1:], calls[:-1]):
-        assert kwargs["warm_start"][0] is before["W_in"] and kwargs["warm_start"][1] is before["W_out"]
-    assert [kwargs["n_restarts"] for kwargs, _ in calls] == [1, 1, 1, 2]
-    assert optimum is calls[-1][1]
-    alone = optimise(12, 4, M=M, sigma=1.0, rng=data.random_streams(0)["analysis"], n_restarts=1, maxiter=200)
-    assert optimum["losses_per_restart"][1] == alone["loss"]            # the random restart is the one it was

@@ -72,9 +72,12 @@ Checks
 
 Functions here: small_p_loss, small_p_loss_and_grad (exact limit and its
 gradient), small_p_lower_bound, one_active_batch, monte_carlo_small_p_loss
-(sampled check of the limit) and optimise_small_p (L-BFGS-B from random
-starts, or first from given weights).
+(sampled check of the limit), optimise_small_p (L-BFGS-B from random
+starts, or first from given weights) and optimise_small_p_continued (the same,
+first following one minimum up from weak mixing).
 """
+
+import copy
 
 import numpy as np
 import scipy.optimize
@@ -97,6 +100,7 @@ __all__ = [
     "one_active_batch",
     "monte_carlo_small_p_loss",
     "optimise_small_p",
+    "optimise_small_p_continued",
 ]
 
 # Rows per chunk in monte_carlo_small_p_loss: (chunk, n) float64 blocks stay small.
@@ -417,6 +421,38 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
         "n_iterations_per_restart": iterations,
         "lower_bound": small_p_lower_bound(n, d_mlp, M, sigma),
     }
+
+
+CONTINUATION_PATH = (0.25, 0.5, 0.75)    # fractions of σ on the way: optimise_small_p_continued
+
+
+def optimise_small_p_continued(n, d_mlp, M, sigma, rng, n_restarts=4, maxiter=5000, path=CONTINUATION_PATH):
+    """optimise_small_p at σ, with a first start that followed one minimum up from weak mixing.
+
+    The exact loss has many local minima, and random starts stop in poor ones once σM is
+    strong. Here L-BFGS-B first runs at t·σ for each fraction t of ``path`` (one start each,
+    ``maxiter // 5`` iterations), each started from the one before (the first from a random
+    start); the last one is then the first of the ``n_restarts`` starts at σ (``warm_start``).
+
+    Every call draws its random starts from its own copy of ``rng``, which is not advanced:
+    the random restarts at σ are the first n_restarts − 1 of ``optimise_small_p(..., rng)``.
+
+    Parameters as in optimise_small_p (M required, a (n, n) array); path : increasing
+    fractions in (0, 1). Returns optimise_small_p's dict at σ.
+    """
+    check_rng(rng)
+    path = tuple(path) if isinstance(path, (tuple, list)) else path
+    if (not isinstance(path, tuple) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in path)
+            or not all(0.0 < t < 1.0 for t in path) or list(path) != sorted(set(path))):
+        raise ValueError(f"path must be increasing fractions of sigma in (0, 1), got {path!r}")
+    maxiter = check_int(maxiter, "maxiter")
+    start = None
+    for fraction in path:                                                   # a fifth of the iterations on the way
+        found = optimise_small_p(n, d_mlp, M, fraction * sigma, copy.deepcopy(rng), n_restarts=1,
+                                 maxiter=max(1, maxiter // 5), warm_start=start)
+        start = (found["W_in"], found["W_out"])
+    return optimise_small_p(n, d_mlp, M, sigma, copy.deepcopy(rng), n_restarts=n_restarts, maxiter=maxiter,
+                            warm_start=start)
 
 
 def _check_warm_start(warm_start, n, d_mlp, sigma_M):

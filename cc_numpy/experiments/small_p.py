@@ -7,7 +7,9 @@ asymmetric M, trained at p = 0.01; the training is shared with ``eigen``) we
 compare the closed form with a one-active Monte Carlo estimate, and minimise it
 directly with L-BFGS (``optimise_small_p``): on clean labels (the optimum is the
 naive 1/12, the Eckart–Young floor) and for the trained model's own σ and M
-(between that floor and what training reached).
+(between that floor and what training reached; there the loss has many local
+minima, so the first start follows one up from weak mixing:
+``optimise_small_p_continued``, chapter 15).
 """
 
 import numpy as np
@@ -38,8 +40,9 @@ def analyse(result, scale, seed):
     rng = random_streams(seed)["analysis"]                  # one stream for both optimisations, in this order
     optimum = {}
     for label, (M_opt, sigma_opt) in {"clean": (None, 0.0), "mixed": (M, sigma)}.items():
-        found = small_p.optimise_small_p(n, d_mlp, M=M_opt, sigma=sigma_opt, rng=rng,
-                                         n_restarts=scale["optimise_restarts"], maxiter=scale["optimise_maxiter"])
+        optimise = small_p.optimise_small_p if M_opt is None else small_p.optimise_small_p_continued
+        found = optimise(n, d_mlp, M_opt, sigma_opt, rng, n_restarts=scale["optimise_restarts"],
+                         maxiter=scale["optimise_maxiter"])
         optimum[label] = {"loss_over_p": found["loss"], "lower_bound": found["lower_bound"],
                           "joint_lower_bound": small_p.small_p_joint_lower_bound(n, d_mlp, M_opt, sigma_opt)}
     return {"sigma": sigma, "n": n, "d_mlp": d_mlp, "exact": exact, "monte_carlo": estimate,
