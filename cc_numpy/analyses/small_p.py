@@ -82,6 +82,7 @@ import copy
 import numpy as np
 import scipy.optimize
 
+from ..core.runtime import single_blas_thread
 from ..core.validate import check_int, check_mixing, check_mlp_weights, check_rng
 
 
@@ -340,6 +341,7 @@ def monte_carlo_small_p_loss(W_in, W_out, M, sigma, n_samples, rng):
 # Optimiser
 # --------------------------------------------------------------------------
 
+@single_blas_thread()                       # thousands of small products: a second BLAS thread only slows them
 def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxiter=5000, warm_start=None):
     """Minimise the exact small-p loss with L-BFGS-B from random starts (or from given weights first).
 
@@ -426,6 +428,7 @@ def optimise_small_p(n, d_mlp, M=None, sigma=0.0, rng=None, n_restarts=4, maxite
 CONTINUATION_PATH = (0.25, 0.5, 0.75)    # fractions of σ on the way: optimise_small_p_continued
 
 
+@single_blas_thread()
 def optimise_small_p_continued(n, d_mlp, M, sigma, rng, n_restarts=4, maxiter=5000, path=CONTINUATION_PATH):
     """optimise_small_p at σ, with a first start that followed one minimum up from weak mixing.
 
