@@ -205,14 +205,14 @@ def test_label_terms_are_kept_once_per_distinct_pair_of_label_matrices():
     rng = np.random.default_rng(3)
     n = 6
     M, other = rng.standard_normal((n, n)), rng.standard_normal((n, n))
-    N = np.stack([np.zeros((n, n)), np.zeros((n, n)), np.eye(n), np.zeros((n, n))])
-    Ms = np.stack([M, M, M, other])
-    labels, shared = label_stacks(N, Ms, np.float64)
-    assert shared["stack"].shape == (3, 5, n * n)
-    for k in range(4):
+    N = np.stack([np.zeros((n, n)), np.zeros((n, n)), np.eye(n), np.zeros((n, n)), np.zeros((n, n))])
+    Ms = np.stack([M, M, M, other, np.zeros((n, n))])                        # the last: clean labels, M = 0
+    labels, label_terms = label_stacks(N, Ms, np.float64)
+    assert label_terms["stack"].shape == (4, 5, n * n)
+    for k in range(5):
         expected = np.stack([N[k], Ms[k], N[k].T @ N[k], N[k].T @ Ms[k], Ms[k].T @ Ms[k]]).reshape(5, n * n)
-        np.testing.assert_array_equal(shared["stack"][labels["pair_id"][k]], expected)
-    assert labels["pair_id"][0] == labels["pair_id"][1] != labels["pair_id"][2]
+        np.testing.assert_array_equal(label_terms["stack"][labels["stack_id"][k]], expected)
+    assert labels["stack_id"][0] == labels["stack_id"][1] != labels["stack_id"][2]
 
 
 def test_mlps_of_different_widths_share_a_batch_stream_and_keep_their_bits(tiny_config):

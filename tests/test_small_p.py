@@ -225,10 +225,23 @@ def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(monkeypatch):
     np.testing.assert_array_equal(found["losses_per_restart"][1:], plain["losses_per_restart"])
 
 
-@pytest.mark.parametrize("path", [(0.5, 0.25), (0.0, 0.5), (0.5, 1.0), (0.5, 0.5), "0.5", (True,)])
-def test_continuation_path_must_be_increasing_fractions(path):
-    with pytest.raises(ValueError, match="path"):
+@pytest.mark.parametrize("path, error", [((0.5, 0.25), ValueError), ((0.0, 0.5), ValueError), ((0.5, 1.0), ValueError),
+                                         ((0.5, 0.5), ValueError), ((), ValueError), ("0.5", TypeError),
+                                         ((True,), TypeError), (0.5, TypeError), (("0.5",), TypeError)])
+def test_continuation_path_must_be_increasing_fractions(path, error):
+    with pytest.raises(error, match="path"):
         optimise_small_p_continued(6, 3, np.eye(6), 0.1, np.random.default_rng(0), path=path)
+
+
+def test_continuation_takes_numpy_fractions_and_needs_M():
+    rng = np.random.default_rng(0)
+    found = optimise_small_p_continued(6, 3, np.eye(6), 0.1, rng, n_restarts=1, maxiter=5,
+                                       path=np.array([0.25, 0.5], dtype=np.float32))
+    assert np.isfinite(found["loss"])
+    for M, sigma, error, name in ((None, 0.1, ValueError, "M"), (np.eye(6), "0.1", TypeError, "sigma"),
+                                  (np.eye(5), 0.1, ValueError, "M")):
+        with pytest.raises(error, match=name):
+            optimise_small_p_continued(6, 3, M, sigma, rng)
 
 
 # ---------------------------------------------------------------- batches

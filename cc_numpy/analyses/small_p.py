@@ -78,6 +78,7 @@ first following one minimum up from weak mixing).
 """
 
 import copy
+import numbers
 
 import numpy as np
 import scipy.optimize
@@ -434,21 +435,25 @@ def optimise_small_p_continued(n, d_mlp, M, sigma, rng, n_restarts=4, maxiter=50
 
     The exact loss has many local minima, and random starts stop in poor ones once σM is
     strong. Here L-BFGS-B first runs at t·σ for each fraction t of ``path`` (one start each,
-    ``maxiter // 5`` iterations), each started from the one before (the first from a random
-    start); the last one is then the first of the ``n_restarts`` starts at σ (``warm_start``).
+    max(1, maxiter // 5) iterations), each started from the one before (the first from a
+    random start); the last one is then the first of the ``n_restarts`` starts at σ
+    (``warm_start``).
 
     Every call draws its random starts from its own copy of ``rng``, which is not advanced:
-    the random restarts at σ are the first n_restarts − 1 of ``optimise_small_p(..., rng)``.
+    the random restarts at σ are the first n_restarts − 1 of ``optimise_small_p(..., rng)``
+    (the first of them begins where the path did, at weights it then optimises at σ).
 
-    Parameters as in optimise_small_p (M required, a (n, n) array); path : increasing
-    fractions in (0, 1). Returns optimise_small_p's dict at σ.
+    Parameters as in optimise_small_p, but M (n, n) is required; path : one or more
+    increasing fractions of σ in (0, 1). Returns optimise_small_p's dict at σ.
     """
+    n, d_mlp = check_int(n, "n"), check_int(d_mlp, "d_mlp")
+    if M is None:
+        raise ValueError("M is required: optimise_small_p_continued follows σM up from weak mixing "
+                         "(for clean labels use optimise_small_p)")
+    M, sigma = check_mixing(M, sigma, n)
     check_rng(rng)
-    path = tuple(path) if isinstance(path, (tuple, list)) else path
-    if (not isinstance(path, tuple) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in path)
-            or not all(0.0 < t < 1.0 for t in path) or list(path) != sorted(set(path))):
-        raise ValueError(f"path must be increasing fractions of sigma in (0, 1), got {path!r}")
     maxiter = check_int(maxiter, "maxiter")
+    path = _check_path(path)
     start = None
     for fraction in path:                                                   # a fifth of the iterations on the way
         found = optimise_small_p(n, d_mlp, M, fraction * sigma, copy.deepcopy(rng), n_restarts=1,
@@ -456,6 +461,19 @@ def optimise_small_p_continued(n, d_mlp, M, sigma, rng, n_restarts=4, maxiter=50
         start = (found["W_in"], found["W_out"])
     return optimise_small_p(n, d_mlp, M, sigma, copy.deepcopy(rng), n_restarts=n_restarts, maxiter=maxiter,
                             warm_start=start)
+
+
+def _check_path(path):
+    """``path`` as a tuple of floats, increasing, in (0, 1), at least one; else TypeError or ValueError naming path."""
+    if isinstance(path, (str, bytes)) or not np.iterable(path):
+        raise TypeError(f"path must be a sequence of fractions of sigma in (0, 1), got {type(path).__name__}")
+    values = list(path)
+    if any(isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) for t in values):
+        raise TypeError(f"path must hold real numbers (fractions of sigma in (0, 1)), got {values!r}")
+    values = [float(t) for t in values]
+    if not values or not all(0.0 < t < 1.0 for t in values) or values != sorted(set(values)):
+        raise ValueError(f"path must be one or more increasing fractions of sigma in (0, 1), got {values!r}")
+    return tuple(values)
 
 
 def _check_warm_start(warm_start, n, d_mlp, sigma_M):

@@ -17,8 +17,9 @@ builder is scored by that same exact p → 0 L/p:
   stream at every σ). The loss has many local minima: from random starts alone
   L-BFGS stopped up to 0.0011 above the models trained at p = 0.001 (from σ ≈
   0.016 on), while following the minimum up from σ = 0 ends below them. It uses M
-  and σ and nothing else, so it is the best model built from M alone, up to
-  the optimiser's convergence;
+  and σ and nothing else, so it is the best model we found from M alone (a lower
+  minimum may exist). The grid σ's are the path here, each with its own optimum
+  reported; ``small_p.optimise_small_p_continued`` is the same idea for one σ;
 * **SNMF** with both targets, I + σM (ours) and I + σMᵀ (the authors'), as in
   the SNMF figure (identical for symmetric M, computed once);
 * the **joint Eckart–Young lower bound** (``small_p_joint_lower_bound``): no

@@ -27,8 +27,8 @@ What is computed from each trained residual model:
   x + ReLU(x) is W̃_out ReLU(W̃_in x) − ReLU(x) − (I − G)x, the error of the MLP on the
   mixed labels with σM = I − G;
 * prediction (b): the noise-free small-p optimum for that M (L-BFGS on the exact
-  p → 0 loss, ``optimise_small_p``, a fresh copy of the seed's "analysis" stream for
-  every L-BFGS call) and the joint Eckart–Young floor under it
+  p → 0 loss, random starts from the seed's "analysis" stream) and the joint
+  Eckart–Young floor under it
   (``small_p_joint_lower_bound``). The loss has many local minima, so the optimum
   follows one up from weak mixing (``small_p.optimise_small_p_continued``): L-BFGS at
   σM for σ = 0.25, 0.5 and 0.75 (a fifth of the iterations each), each started from

@@ -137,7 +137,8 @@ class SharedBatch:
     def label_dots(self, stack):
         """⟨U, R⟩ and ⟨U, Q⟩ for every flattened label term U (sparse batches), once per batch and stack.
 
-        stack : (P, 5, n²) the distinct [N, M, NᵀN, NᵀM, MᵀM] of the batched models (``statistics.label_stacks``).
+        stack : (P, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] of each distinct (N, M) of the batched models
+            (``statistics.label_stacks``).
         Returns (P, 5, 2), one BLAS product per (5, n²) slice, so each slice's numbers do not
         depend on the others.
         """

@@ -73,7 +73,7 @@ class ModelStack:
         self.params["sigma"] = np.array([p["sigma"] if c["learn_sigma"] else fixed_sigma(c, M)
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
-        self.labels, self.shared = label_stacks(*self._label_matrices(), self.dtype)
+        self.labels, self.label_terms = label_stacks(*self._label_matrices(), self.dtype)
         self.stream = BatchStream(first, self.data_rng, self.dtype, checkpoint_every)   # blocks end at checkpoints
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
         self.work = adamw.work_arrays(self.params, self.trained)
@@ -104,7 +104,7 @@ class ModelStack:
         else:
             W_in, W_out = params["W_in"], params["W_out"]
         learn = "sigma" in self.trained                                       # some model of the stack learns σ
-        loss, grads = mlp_loss_and_grads(batch, W_in, W_out, labels, np.abs(sigma), learn, self.shared)
+        loss, grads = mlp_loss_and_grads(batch, W_in, W_out, labels, np.abs(sigma), learn, self.label_terms)
         if self.model == "residual":
             grads["W_in"] = np.matmul(grads["W_in"], W_E.transpose(0, 2, 1))   # (k, d_mlp, d)  ∂L/∂W̃_in W_Eᵀ
             grads["W_out"] = np.matmul(W_E, grads["W_out"])                    # (k, d, d_mlp)  W_E ∂L/∂W̃_out

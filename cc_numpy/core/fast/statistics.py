@@ -35,31 +35,32 @@ def dots(X, Y):
     return np.matmul(X.reshape(K, 1, -1), Y.reshape(K, -1, 1))[:, 0, 0]
 
 
-def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, shared):
+def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     """Loss and gradients of K MLPs ŷ = W_out ReLU(W_in x) on one shared batch.
 
     Parameters
     ----------
     batch : ``batch.SharedBatch``.
     W_in : (K, d_mlp, n).   W_out : (K, n, d_mlp).
-    labels : from :func:`label_stacks` (the models' N and M, and their indices into ``shared``).
+    labels : from :func:`label_stacks` (the models' N and M, and their indices into ``label_terms``).
     s : (K,) the labels' |σ| of each model.
     learn_s : also return ∂L/∂s under "s".
-    shared : ``label_stacks``'s second value: what the models have in common (distinct label
-        matrices and label terms), computed with each batch once, not once per model.
+    label_terms : ``label_stacks``'s second value: what the models have in common (the distinct
+        label matrices, and the terms of ‖y‖² per distinct (N, M)), used with each batch once,
+        not once per model.
 
     Returns
     -------
     loss : (K,)   grads : {"W_in": (K, d_mlp, n), "W_out": (K, n, d_mlp)[, "s": (K,)]}
     """
     if batch.x is not None:
-        return dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, shared)
+        return dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms)
     K, n, d_mlp = W_out.shape
     scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
     T = labels["N"] + s[:, None, None] * labels["M"]                         # (K, n, n)  T = N + s M
     h = batch.inputs_times(W_in.transpose(0, 2, 1))                          # (B_nz, K, d_mlp)  h = x W_inᵀ
     active = h > 0                                                           # (B_nz, K, d_mlp)  1[h > 0]
-    a = np.maximum(h, 0, out=h)                                              # (B_nz, K, d_mlp)  a = ReLU(h), in place
+    a = np.multiply(h, active, out=h)                                        # (B_nz, K, d_mlp)  a = ReLU(h), in place
     a_k = a.transpose(1, 0, 2)                                               # (K, B_nz, d_mlp) view
     A = np.matmul(a_k.transpose(0, 2, 1), a_k)                               # (K, d_mlp, d_mlp)  A = aᵀa
     P = np.matmul(W_out.transpose(0, 2, 1), W_out)                           # (K, d_mlp, d_mlp)  P = W_outᵀW_out
@@ -77,7 +78,7 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, shared):
     xa = S_a[:, :n] + S_a[:, n:]                                             # (K, n, d_mlp)   xᵀa
     C = S_a[:, n:] + np.matmul(T, xa)                                        # (K, n, d_mlp)   C = yᵀa = rᵀa + T xᵀa
     d_W_out = scale * (np.matmul(W_out, A) - C)                              # (K, n, d_mlp)   c (W_out A − C)
-    G = batch.label_dots(shared["stack"])[labels["pair_id"]]                 # (K, 5, 2)  ⟨N|M|NᵀN|NᵀM|MᵀM, R|Q⟩
+    G = batch.label_dots(label_terms["stack"])[labels["stack_id"]]           # (K, 5, 2)  ⟨N|M|NᵀN|NᵀM|MᵀM, R|Q⟩
     y_sq = (batch.rr + 2 * G[:, 0, 0] + 2 * s * G[:, 1, 0]                   # ‖y‖² = ‖r‖² + 2⟨T, R⟩ + ⟨TᵀT, Q⟩
             + G[:, 2, 1] + 2 * s * G[:, 3, 1] + s * s * G[:, 4, 1])
     loss = (dots(P, A) - 2 * dots(W_out, C) + y_sq) * (scale / 2)            # (K,)  L = (...) / (B n)
@@ -88,11 +89,11 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, shared):
     return loss, grads
 
 
-def dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, shared):
+def dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     """:func:`mlp_loss_and_grads` on a dense batch, through the error e = ŷ − y (K, B_nz, n)."""
     K, n, d_mlp = W_out.shape
     scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
-    x, products = batch.x, batch.label_products(shared["matrices"])         # x (B_nz, n); x Uᵀ (B_nz, n) each
+    x, products = batch.x, batch.label_products(label_terms["matrices"])    # x (B_nz, n); x Uᵀ (B_nz, n) each
     e = np.empty((K,) + x.shape, dtype=W_out.dtype)                          # (K, B_nz, n)
     for k in range(K):                                                       # e_k = −y_k for now
         N_id, M_id = labels["N_id"][k], labels["M_id"][k]
@@ -123,10 +124,10 @@ def label_stacks(N, M, dtype):
     Returns
     -------
     labels : {"N", "M": (K, n, n); "N_id", "M_id": (K,) each model's index into
-        ``shared["matrices"]``, −1 for a zero matrix; "pair_id": (K,) its index into ``shared["stack"]``}.
-    shared : {"matrices": list of the distinct non-zero N's and M's in ``dtype``, None standing for
-        the identity (dense batches); "stack": (P, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] flattened, for the
-        loss value, once per distinct pair (N, M)}.
+        ``label_terms["matrices"]``, −1 for a zero matrix; "stack_id": (K,) its row of ``label_terms["stack"]``}.
+    label_terms : {"matrices": list of the distinct non-zero N's and M's in ``dtype``, None standing
+        for the identity (dense batches); "stack": (P, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] flattened, for
+        the loss value, once per distinct (N, M)}.
     """
     N, M = np.asarray(N, dtype=np.float64), np.asarray(M, dtype=np.float64)
     K, n, _ = N.shape
@@ -140,11 +141,11 @@ def label_stacks(N, M, dtype):
             distinct.append(matrix)
         ids.append(index)
     matrices = [None if np.array_equal(U, np.eye(n)) else U.astype(dtype) for U in distinct]
-    pairs, pair_id = np.unique(np.array([ids[:K], ids[K:]]).T, axis=0, return_inverse=True)   # (P, 2), (K,)
-    first = [int(np.flatnonzero(pair_id.ravel() == q)[0]) for q in range(len(pairs))]        # a model of each pair
-    Np, Mp = N[first], M[first]                                                                 # (P, n, n) each
+    _, first, stack_id = np.unique(np.array([ids[:K], ids[K:]]).T, axis=0, return_index=True,
+                                   return_inverse=True)                      # per distinct (N_id, M_id): a model
+    Np, Mp = N[first], M[first]                                              # (P, n, n) each
     Nt = Np.transpose(0, 2, 1)
-    stack = np.stack([Np, Mp, Nt @ Np, Nt @ Mp, Mp.transpose(0, 2, 1) @ Mp], axis=1).reshape(len(pairs), 5, n * n)
+    stack = np.stack([Np, Mp, Nt @ Np, Nt @ Mp, Mp.transpose(0, 2, 1) @ Mp], axis=1).reshape(first.size, 5, n * n)
     labels = {"N": N.astype(dtype), "M": M.astype(dtype), "N_id": np.array(ids[:K]), "M_id": np.array(ids[K:]),
-              "pair_id": pair_id.ravel()}
+              "stack_id": stack_id.ravel()}
     return labels, {"matrices": matrices, "stack": stack.astype(dtype)}
