@@ -1,4 +1,4 @@
-"""Shared fixtures for the core tests: tiny configurations and hand-built weights."""
+"""Shared fixtures for the core tests: tiny configurations, hand-built weights, recorded optimiser calls."""
 
 import numpy as np
 import pytest
@@ -20,3 +20,19 @@ def naive_params():
         return {"W_in": W_in, "W_out": W_in.T.copy()}              # W_out (n, d_mlp) = [I; 0]
 
     return build
+
+
+@pytest.fixture
+def optimiser_calls(monkeypatch):
+    """Every call of ``small_p.optimise_small_p`` in the test, as (args, kwargs, result); the calls still run."""
+    from cc_numpy.analyses import small_p
+
+    calls, optimise = [], small_p.optimise_small_p
+
+    def recording(*args, **kwargs):
+        found = optimise(*args, **kwargs)
+        calls.append((args, kwargs, found))
+        return found
+
+    monkeypatch.setattr(small_p, "optimise_small_p", recording)
+    return calls

@@ -82,21 +82,12 @@ def test_best_from_m_grids_and_shapes(computed, test_scale):
     assert numbers["symmetric"]["snmf_authors"] == numbers["symmetric"]["snmf_ours"]     # one target for M = Mᵀ
 
 
-def test_best_from_m_optimum_continues_along_sigma(test_scale, monkeypatch):
+def test_best_from_m_optimum_continues_along_sigma(test_scale, optimiser_calls):
     """The optimum at each σ starts from the optimum at the σ before it; the first σ from random starts."""
-    from cc_numpy.analyses import small_p
-
     jobs = best_from_m.jobs(test_scale, [0])
     results = Results({job_key(j): r for j, r in zip(jobs, run_jobs(jobs))})
-    calls, optimise = [], small_p.optimise_small_p
-
-    def recording(*args, **kwargs):
-        found = optimise(*args, **kwargs)
-        calls.append((kwargs.get("warm_start"), found))
-        return found
-
-    monkeypatch.setattr(small_p, "optimise_small_p", recording)
     best_from_m.analyse(results, test_scale, 0, "asymmetric")
+    calls = [(kwargs.get("warm_start"), found) for _, kwargs, found in optimiser_calls]
     assert len(calls) == len(best_from_m.optimum_sigmas(test_scale)) >= 2
     assert calls[0][0] is None
     for (start, _), (_, before) in zip(calls[1:], calls[:-1]):

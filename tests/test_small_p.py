@@ -196,21 +196,14 @@ def test_warm_start_is_the_first_start():
     np.testing.assert_array_equal(found["W_in"], before)                       # the start is not changed in place
 
 
-def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(monkeypatch):
+def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(optimiser_calls):
     """t·σ for t in the path, each L-BFGS from the one before, then σ with the rng's own random restarts."""
     from cc_numpy.analyses import small_p
 
     rng = np.random.default_rng(12)
     n, d_mlp, sigma = 12, 4, 0.3
     M = rng.normal(size=(n, n))
-    calls, optimise = [], small_p.optimise_small_p
-
-    def recording(*args, **kwargs):
-        found = optimise(*args, **kwargs)
-        calls.append((args, kwargs, found))
-        return found
-
-    monkeypatch.setattr(small_p, "optimise_small_p", recording)
+    calls = optimiser_calls
     stream = np.random.default_rng(5)
     state = stream.bit_generator.state
     found = small_p.optimise_small_p_continued(n, d_mlp, M, sigma, stream, n_restarts=3, maxiter=200)
@@ -221,7 +214,7 @@ def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(monkeypatch):
     for (_, kwargs, _), (_, _, before) in zip(calls[1:], calls[:-1]):
         assert kwargs["warm_start"][0] is before["W_in"] and kwargs["warm_start"][1] is before["W_out"]
     assert found is calls[-1][2]
-    plain = optimise(n, d_mlp, M, sigma, np.random.default_rng(5), n_restarts=2, maxiter=200)
+    plain = optimise_small_p(n, d_mlp, M, sigma, np.random.default_rng(5), n_restarts=2, maxiter=200)
     np.testing.assert_array_equal(found["losses_per_restart"][1:], plain["losses_per_restart"])
 
 
@@ -231,6 +224,14 @@ def test_continued_optimum_follows_one_minimum_up_from_weak_mixing(monkeypatch):
 def test_continuation_path_must_be_increasing_fractions(path, error):
     with pytest.raises(error, match="path"):
         optimise_small_p_continued(6, 3, np.eye(6), 0.1, np.random.default_rng(0), path=path)
+
+
+def test_continuation_checks_its_inputs_before_any_work(optimiser_calls):
+    from cc_numpy.analyses import small_p
+
+    with pytest.raises(ValueError, match="n_restarts"):
+        small_p.optimise_small_p_continued(6, 3, np.eye(6), 0.1, np.random.default_rng(0), n_restarts=0)
+    assert optimiser_calls == []
 
 
 def test_continuation_takes_numpy_fractions_and_needs_M():

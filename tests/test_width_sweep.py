@@ -168,4 +168,3 @@ def test_the_jobs_share_trainings_with_mixing_types_and_the_sigma_sweep():
     assert width_sweep.bracket([0.0, 0.04, 0.08], 0.1) is None
     assert width_sweep.bracket([0.0, 0.04, 0.08], 0.04) == [1]
     assert width_sweep.bracket([0.0, 0.04, 0.08], 0.05) == [1, 2]
-

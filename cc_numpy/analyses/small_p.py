@@ -452,7 +452,7 @@ def optimise_small_p_continued(n, d_mlp, M, sigma, rng, n_restarts=4, maxiter=50
                          "(for clean labels use optimise_small_p)")
     M, sigma = check_mixing(M, sigma, n)
     check_rng(rng)
-    maxiter = check_int(maxiter, "maxiter")
+    n_restarts, maxiter = check_int(n_restarts, "n_restarts"), check_int(maxiter, "maxiter")
     path = _check_path(path)
     start = None
     for fraction in path:                                                   # a fifth of the iterations on the way
