@@ -215,6 +215,20 @@ def test_label_terms_are_kept_once_per_distinct_pair_of_label_matrices():
     assert labels["stack_id"][0] == labels["stack_id"][1] != labels["stack_id"][2]
 
 
+def test_the_label_matrix_is_kept_for_a_run_only_while_no_sigma_is_learned(tiny_config):
+    """T = N + |σ| M formed once is what each step would form; a stack that learns σ forms it every step."""
+    fixed = [dict(tiny_config, model="mlp", task="mixed", mixing="asymmetric", sigma=s, p=0.05, dtype="float64")
+             for s in (0.0, -0.03)]
+    stack = ModelStack([train.make_config(**c) for c in fixed], [None] * 2, [None] * 2)
+    expected = stack.labels["N"] + np.array([0.0, 0.03])[:, None, None] * stack.labels["M"]
+    np.testing.assert_array_equal(stack.labels["T"], expected)
+    learned = fixed + [dict(fixed[0], learn_sigma=True)]
+    stack = ModelStack([train.make_config(**c) for c in learned], [None] * 3, [None] * 3)
+    assert "T" not in stack.labels
+    result = train_batched(learned)[2]                                         # σ moves, and T with it
+    assert_same_run(result, train.train(dict(learned[2], engine="plain")), 1e-10)
+
+
 def test_mlps_of_different_widths_share_a_batch_stream_and_keep_their_bits(tiny_config):
     """The MLP's d only shapes an embedding's mixing matrix: such models train together (the width
     sweep's predictions), residual models of different d do not."""

@@ -242,8 +242,8 @@ CHECKS = [
     check(f"phase diagram, {kind} M, p = 1: no gain for strong mixing (largest gain over σ ≥ 0.06)",
           "≤ 0 (naive scores 1/12 + σ²n/3 ≥ 0.2 on these labels; strong dense mixing should cost more than "
           "the 50 neurons can win back)", _dense_strong(kind), at_most(0.0), needs_paper_scale=True,
-          note="marginal for symmetric M in our quick run (−0.0004 at 600 steps): the dense models absorb most of "
-               "σMx, so longer training may cross 0")
+          note="for symmetric M the margin shrank with training in our quick runs (−0.0070 at 450 steps, −0.0004 "
+               "at 600): the dense models absorb most of σMx, so longer training may cross 0")
     for kind in KINDS
 ] + [
     check(f"phase diagram, {kind} M: the training p where the gain at σ = {CONTOUR_SIGMA} ends (zero-gain contour; "

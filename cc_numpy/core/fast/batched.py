@@ -22,7 +22,7 @@ from ..runtime import keep_freed_memory, single_blas_thread
 from ..checkpoint import resume, save_checkpoint
 from ..config import WEIGHT_KEYS, NonFiniteLossError, build_run, divergence_hint, make_config, set_initial_weights
 from . import adamw
-from .statistics import label_stacks, mlp_loss_and_grads
+from .statistics import label_matrix, label_stacks, mlp_loss_and_grads
 from .stream import BatchStream
 
 SHARED_KEYS = ("model", "seed", "p", "batch_size", "steps", "n", "d", "d_mlp", "dtype", "lr", "weight_decay")
@@ -74,6 +74,8 @@ class ModelStack:
                                          for p, c, M in zip(params_list, configs, self.Ms)], dtype=self.dtype)
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels, self.label_terms = label_stacks(*self._label_matrices(), self.dtype)
+        if not self.learned.any():                                             # σ fixed: T = N + |σ| M for good
+            self.labels["T"] = label_matrix(self.labels, np.abs(self.params["sigma"]))
         self.stream = BatchStream(first, self.data_rng, self.dtype, checkpoint_every)   # blocks end at checkpoints
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
         self.work = adamw.work_arrays(self.params, self.trained)

@@ -42,7 +42,8 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     ----------
     batch : ``batch.SharedBatch``.
     W_in : (K, d_mlp, n).   W_out : (K, n, d_mlp).
-    labels : from :func:`label_stacks` (the models' N and M, and their indices into ``label_terms``).
+    labels : from :func:`label_stacks` (the models' N and M, and their indices into ``label_terms``),
+        optionally with "T": :func:`label_matrix` for this ``s``, formed once for a whole run.
     s : (K,) the labels' |σ| of each model.
     learn_s : also return ∂L/∂s under "s".
     label_terms : ``label_stacks``'s second value: what the models have in common (the distinct
@@ -57,7 +58,7 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
         return dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms)
     K, n, d_mlp = W_out.shape
     scale = 2.0 / (batch.batch_size * n)                                     # c = 2 / (B n)
-    T = labels["N"] + s[:, None, None] * labels["M"]                         # (K, n, n)  T = N + s M
+    T = labels["T"] if "T" in labels else label_matrix(labels, s)            # (K, n, n)  T = N + s M
     h = batch.inputs_times(W_in.transpose(0, 2, 1))                          # (B_nz, K, d_mlp)  h = x W_inᵀ
     active = h > 0                                                           # (B_nz, K, d_mlp)  1[h > 0]
     a = np.multiply(h, active, out=h)                                        # (B_nz, K, d_mlp)  a = ReLU(h), in place
@@ -89,6 +90,11 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     return loss, grads
 
 
+def label_matrix(labels, s):
+    """T = N + s M of every model: (K, n, n). ``ModelStack`` keeps it in ``labels["T"]`` while no σ is learned."""
+    return labels["N"] + s[:, None, None] * labels["M"]
+
+
 def dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     """:func:`mlp_loss_and_grads` on a dense batch, through the error e = ŷ − y (K, B_nz, n)."""
     K, n, d_mlp = W_out.shape
@@ -96,15 +102,19 @@ def dense_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     x, products = batch.x, batch.label_products(label_terms["matrices"])    # x (B_nz, n); x Uᵀ (B_nz, n) each
     e = np.empty((K,) + x.shape, dtype=W_out.dtype)                          # (K, B_nz, n)
     for k in range(K):                                                       # e_k = −y_k for now
-        N_id, M_id = labels["N_id"][k], labels["M_id"][k]
-        np.negative(batch.r, out=e[k])                                       # y = r + x Nᵀ + s x Mᵀ
+        N_id, M_id = labels["N_id"][k], labels["M_id"][k]                   # y = r + x Nᵀ + s x Mᵀ
+        if N_id < 0 and M_id >= 0:                                           # −(s x Mᵀ) − r: the sum −(r + s x Mᵀ)
+            np.multiply(products[M_id], -s[k], out=e[k])
+            e[k] -= batch.r
+            continue
+        np.negative(batch.r, out=e[k])
         if N_id >= 0:
             e[k] -= products[N_id]
         if M_id >= 0:
             e[k] -= s[k] * products[M_id]
     h = np.matmul(x, W_in.transpose(0, 2, 1))                                # (K, B_nz, d_mlp)  h = x W_inᵀ
     active = h > 0                                                           # 1[h > 0]
-    a = h * active                                                           # a = ReLU(h)
+    a = np.multiply(h, active, out=h)                                        # a = ReLU(h), in place
     e += np.matmul(a, W_out.transpose(0, 2, 1))                              # (K, B_nz, n)  e = ŷ − y = a W_outᵀ − y
     loss = dots(e, e) * (scale / 2)                                          # (K,)  L = ‖e‖² / (B n)
     d_W_out = scale * np.matmul(e.transpose(0, 2, 1), a)                     # (K, n, d_mlp)   c eᵀ a

@@ -118,13 +118,14 @@ def prepared_batches(batch_size, n, p, rng, dtype, block):
     first = np.repeat(np.arange(total), partners)                               # (pairs,)
     group_start = np.cumsum(partners) - partners
     second = np.arange(first.size) + np.repeat(indptr[:-1][row_of] - group_start, partners)
-    x_i, x_j = merged[first].astype(np.float64), merged[second].astype(np.float64)
-    r_i = x_i * positive[first]
-    cell = entry_step[first] * (n * n) + merged_columns[first] * n + merged_columns[second]
+    x_values = merged.astype(np.float64)                                       # (total,)
+    r_values = x_values * positive                                              # (total,) r = ReLU(x)
+    x_i, x_j, r_i = x_values[first], x_values[second], r_values[first]         # (pairs,) each
+    row_cell = entry_step * (n * n) + merged_columns * n                        # (total,) bin (s, i, 0) of each entry
+    cell = row_cell[first] + merged_columns[second]                             # (pairs,) bin (s, i, j)
     RQ = np.empty((block, 2, n * n), dtype=dtype)
     RQ[:, 0] = np.bincount(cell, r_i * x_j, block * n * n).reshape(block, n * n)   # R = rᵀx per step
     RQ[:, 1] = np.bincount(cell, x_i * x_j, block * n * n).reshape(block, n * n)   # Q = xᵀx per step
-    r_values = (merged * positive).astype(np.float64)
 
     batches = []
     for s in range(block):
