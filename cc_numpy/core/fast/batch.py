@@ -47,8 +47,9 @@ class SharedBatch:
     signed, signed_T : (B_nz, 2n) CSR x± and its (2n, B_nz) transpose, a CSC view.
     RQ : (2, n²) R = rᵀx and Q = xᵀx, flattened, in the training dtype.   rr : ‖r‖².
         Both are computed on first use: evaluation needs neither.
-    pairs : (row, i, j, x_i, x_j, r_i) of every two stored entries that share a row (both
-        orders, and each entry with itself): what ‖y_b‖² needs per row.
+    pairs : (row, cell, diagonal, x_i, x_j, r_i) of every two stored entries that share a row
+        (both orders, and each entry with itself): cell = i n + j for features i and j, diagonal
+        whether it is an entry with itself (i = j); what ‖y_b‖² needs per row.
     """
 
     def __init__(self, batch, dtype, merge_rays=True):
@@ -93,10 +94,11 @@ class SharedBatch:
         first = np.repeat(np.arange(values.size), partners)                 # (pairs,) entry e, partners times
         group_start = np.cumsum(partners) - partners                        # (nnz,) where e's pairs begin
         second = np.arange(first.size) + np.repeat(indptr[:-1][row_of] - group_start, partners)
-        x_i, x_j = values[first].astype(np.float64), values[second].astype(np.float64)
-        r_i = x_i * positive[first]                                         # ReLU(x_i)
-        i, j = columns[first], columns[second]
-        self.pairs = (row_of[first], i, j, x_i, x_j, r_i)                   # per-row ‖y_b‖² (evaluation)
+        x_values = values.astype(np.float64)                                # (nnz,)
+        r_values = x_values * positive                                      # (nnz,) ReLU(x)
+        x_i, x_j, r_i = x_values[first], x_values[second], r_values[first]  # (pairs,) each
+        cell = (columns.astype(np.int64) * n)[first] + columns[second]      # (pairs,) flat (i, j)
+        self.pairs = (row_of[first], cell, first == second, x_i, x_j, r_i)  # per-row ‖y_b‖² (evaluation)
         self._r_values = values * positive                                  # (nnz,) the entries of r
         self._RQ = self._rr = None                                          # R, Q, ‖r‖²: on first use (training)
 
@@ -104,8 +106,7 @@ class SharedBatch:
     def RQ(self):
         """(2, n²) R = rᵀx and Q = xᵀx, flattened, in the training dtype (sparse batches; None if dense)."""
         if self._RQ is None and self.pairs is not None:
-            n, (_, i, j, x_i, x_j, r_i) = self.n, self.pairs
-            cell = i * n + j                                                # (pairs,) flat (i, j)
+            n, (_, cell, _, x_i, x_j, r_i) = self.n, self.pairs
             self._RQ = np.empty((2, n * n), dtype=self.dtype)
             self._RQ[0] = np.bincount(cell, r_i * x_j, n * n)               # R = rᵀx: Σ_b r_bi x_bj
             self._RQ[1] = np.bincount(cell, x_i * x_j, n * n)               # Q = xᵀx: Σ_b x_bi x_bj

@@ -49,8 +49,15 @@ def sample_losses(model, batch):
         return np.einsum("bo,bo->b", error, error) / n
     y_hat_sq = np.einsum("bj,bj->b", a @ model["P"], a)                    # (B_nz,)  ‖ŷ_b‖² = a_b P a_bᵀ
     cross = np.einsum("bj,bj->b", np.asarray(shared.signed @ model["V"]), a)   # ŷ_b · y_b
-    rows, i, j, x_i, x_j, r_i = shared.pairs
-    T, TtT = model["T"], model["TtT"]
-    per_pair = x_i * TtT[i, j] * x_j + 2 * r_i * T[i, j] * x_j + (i == j) * r_i * r_i
+    rows, cell, diagonal, x_i, x_j, r_i = shared.pairs                     # (pairs,) each; cell = i n + j
+    per_pair = x_i * model["TtT"].take(cell)                               # x_i (TᵀT)_ij x_j
+    per_pair *= x_j
+    term = 2 * r_i                                                         # + 2 r_i T_ij x_j
+    term *= model["T"].take(cell)
+    term *= x_j
+    per_pair += term
+    np.multiply(diagonal, r_i, out=term)                                   # + [i = j] r_i r_i
+    term *= r_i
+    per_pair += term
     y_sq = np.bincount(rows, per_pair, shared.rows)                        # ‖y_b‖²
     return np.maximum(y_hat_sq - 2 * cross + y_sq, 0) / n
