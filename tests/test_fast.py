@@ -219,9 +219,17 @@ def test_the_label_matrix_is_kept_for_a_run_only_while_no_sigma_is_learned(tiny_
     """T = N + |σ| M formed once is what each step would form; a stack that learns σ forms it every step."""
     fixed = [dict(tiny_config, model="mlp", task="mixed", mixing="asymmetric", sigma=s, p=0.05, dtype="float64")
              for s in (0.0, -0.03)]
-    stack = ModelStack([train.make_config(**c) for c in fixed], [None] * 2, [None] * 2)
-    expected = stack.labels["N"] + np.array([0.0, 0.03])[:, None, None] * stack.labels["M"]
-    np.testing.assert_array_equal(stack.labels["T"], expected)
+    for configs in ([dict(c, dtype="float32") for c in fixed],                   # the MLP, and the residual model
+                    [dict(tiny_config, model="residual", p=0.05, dtype="float32")]):   # (whose N = I − W_EᵀW_E)
+        stack = ModelStack([train.make_config(**c) for c in configs], [None] * len(configs), [None] * len(configs))
+        assert stack.labels["T"].dtype == np.float32
+        batch = stack.stream.next_batch()
+        kept = stack.loss_and_grads(batch, slice(None))
+        del stack.labels["T"]                                                  # formed from N and σ in the step
+        formed = stack.loss_and_grads(batch, slice(None))
+        np.testing.assert_array_equal(kept[0], formed[0])
+        for key in formed[1]:
+            np.testing.assert_array_equal(kept[1][key], formed[1][key])
     learned = fixed + [dict(fixed[0], learn_sigma=True)]
     stack = ModelStack([train.make_config(**c) for c in learned], [None] * 3, [None] * 3)
     assert "T" not in stack.labels

@@ -38,7 +38,7 @@ How to run it small.
 
     python -m cc_numpy best-from-m --scale quick --out runs/best_from_m
 
-(5 σ per kind, one L-BFGS start of 500 iterations per σ, small-p models at 600
+(5 σ per kind, one L-BFGS start of 500 iterations per σ, small-p models at 450
 base steps: under a minute on two cores), or ``--scale test`` in seconds.
 
 What it shows. ``figures/best_from_m.png``: for each kind of M, L/p (p → 0)

@@ -22,7 +22,7 @@ How to run it small.
 
     python -m cc_numpy phase-diagram --scale quick --out runs/phase_diagram
 
-(5 σ × 4 p × 2 kinds = 40 models at 600 base steps: about a minute of CPU, spread over two
+(5 σ × 4 p × 2 kinds = 40 models at 450 base steps: about a minute of CPU, spread over two
 cores), or ``--scale test`` for a 2 × 2 grid in seconds. At the paper's scale one seed is
 300 trainings, 7.8 million model-steps, about two hours of one core (an hour on two),
 mostly at p ≥ 0.05 where every sample is non-empty; ``phase_sigma_points``,

@@ -23,8 +23,8 @@ PAPER = {
 }
 QUICK = dict(PAPER, seeds=1, steps=1500, eval_points=10, sigma_points=9, target_stderr=1e-3,
              min_samples=20_000, max_samples=1_000_000, eigen_steps=3000,
-             regime_ps=[0.001, 0.01, 0.1, 1.0], low_ranks=[10, 50, 100], snmf_iter=1000,
-             optimise_restarts=1, optimise_maxiter=500, io_points=21, learned_sigma_steps=3000,
+             regime_ps=[0.001, 0.01, 1.0], low_ranks=[10, 50, 100], snmf_iter=1000,
+             optimise_restarts=1, optimise_maxiter=500, io_points=21, learned_sigma_steps=5000,
              widths=[100, 300, 1000, 3000], orthonormal_widths=[100, 1000],
              best_steps=450, best_sigma_stride=1, best_restarts=1, phase_sigma_points=5, phase_p_points=4,
              phase_steps=450)

@@ -49,7 +49,8 @@ class SharedBatch:
         Both are computed on first use: evaluation needs neither.
     pairs : (row, cell, diagonal, x_i, x_j, r_i) of every two stored entries that share a row
         (both orders, and each entry with itself): cell = i n + j for features i and j, diagonal
-        whether it is an entry with itself (i = j); what ‖y_b‖² needs per row.
+        whether it is an entry with itself (i = j: a row never holds a feature twice, as
+        ``data.sample_batch`` draws it); what ‖y_b‖² needs per row.
     """
 
     def __init__(self, batch, dtype, merge_rays=True):

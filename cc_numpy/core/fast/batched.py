@@ -75,6 +75,7 @@ class ModelStack:
         self.trained = ["W_in", "W_out"] + (["sigma"] if self.learned.any() else [])
         self.labels, self.label_terms = label_stacks(*self._label_matrices(), self.dtype)
         if not self.learned.any():                                             # σ fixed: T = N + |σ| M for good
+            # (a checkpoint holds the same fixed σ, so resuming cannot change it)
             self.labels["T"] = label_matrix(self.labels, np.abs(self.params["sigma"]))
         self.stream = BatchStream(first, self.data_rng, self.dtype, checkpoint_every)   # blocks end at checkpoints
         self.state = optim.adamw_init(self.params, self.trained, lr=first["lr"], weight_decay=first["weight_decay"])
