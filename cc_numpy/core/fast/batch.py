@@ -100,7 +100,7 @@ class SharedBatch:
         x_i, x_j, r_i = x_values[first], x_values[second], r_values[first]  # (pairs,) each
         cell = (columns.astype(np.int64) * n)[first] + columns[second]      # (pairs,) flat (i, j)
         self.pairs = (row_of[first], cell, first == second, x_i, x_j, r_i)  # per-row ‖y_b‖² (evaluation)
-        self._r_values = values * positive                                  # (nnz,) the entries of r
+        self._r_values = r_values                                           # (nnz,) the entries of r, float64
         self._RQ = self._rr = None                                          # R, Q, ‖r‖²: on first use (training)
 
     @property
@@ -117,7 +117,7 @@ class SharedBatch:
     def rr(self):
         """‖r‖² (sparse batches; None if dense)."""
         if self._rr is None and self.pairs is not None:
-            self._rr = float(np.dot(self._r_values.astype(np.float64), self._r_values))
+            self._rr = float(np.dot(self._r_values, self._r_values))
         return self._rr
 
     def _init_dense(self, x):
