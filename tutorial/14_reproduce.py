@@ -2,7 +2,7 @@
 cc_numpy/pipeline/claims.py, cc_numpy/pipeline/plotting.py, cc_numpy/__main__.py).
 
 Run it whole:      python tutorial/14_reproduce.py          (a few seconds: experiments at the test scale)
-                   python tutorial/14_reproduce.py --full   (also `python -m cc_numpy reproduce --quick`, several minutes)
+                   python tutorial/14_reproduce.py --full   (also `python -m cc_numpy reproduce --quick`, about a minute more)
 or cell by cell through the '# %%' markers in an editor. Read tutorial/14_reproduce.md beside it.
 """
 
@@ -30,7 +30,7 @@ from cc_numpy.core.storage import load_json  # noqa: E402
 from cc_numpy.pipeline import claims, jobs, plotting, scale  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Chapter 14: reproduce, claims, the figures and the report.")
-parser.add_argument("--full", action="store_true", help="also run `python -m cc_numpy reproduce --quick` (minutes)")
+parser.add_argument("--full", action="store_true", help="also run `python -m cc_numpy reproduce --quick` (about a minute)")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for outputs (default: %(default)s, outside the repository)")
 args, _ = parser.parse_known_args()
@@ -209,7 +209,7 @@ check(status == 2, "an unknown experiment is refused with one error line and sta
 if args.full:
     quick = os.path.join(folder, "quick")
     command = [sys.executable, "-m", "cc_numpy", "reproduce", "--quick", "--out", quick, "--workers", "2"]
-    print("\n10. Running", " ".join(command[1:]), "(several minutes; progress on stderr)")
+    print("\n10. Running", " ".join(command[1:]), "(about a minute; progress on stderr)")
     subprocess.run(command, check=True)
     lines = Path(quick, "REPORT.md").read_text(encoding="utf-8").splitlines()
     print("\n".join("   " + line[:160] for line in lines[:20]))

@@ -1,8 +1,9 @@
 """Process-level settings that make the small-matrix training loop fast.
 
-Two facts about this workload (measured in ``benchmarks/bench_train.py``):
+Two facts about this workload (measured when the plain loop was the only engine):
 
-* Every step allocates (B, n) temporaries of about 0.5 MB. glibc's ``malloc``
+* Every step of the plain loop allocates (B, n) temporaries of about 0.5 MB (the fast
+  engine's per-chunk arrays are of that order too). glibc's ``malloc``
   hands blocks above its mmap threshold back to the operating system on
   ``free``, so each step page-faults the same memory in again: about 40 % of
   the run time at the paper's settings. :func:`keep_freed_memory` raises the

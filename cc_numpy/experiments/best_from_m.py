@@ -16,7 +16,7 @@ builder is scored by that same exact p → 0 L/p:
   iterations each, random starts from a fresh copy of the seed's "analysis"
   stream at every σ). The loss has many local minima: from random starts alone
   L-BFGS stopped up to 0.0011 above the models trained at p = 0.001 (from σ ≈
-  0.016 on), while following the minimum up from σ = 0 ends below them. It uses M
+  0.02 on), while following the minimum up from σ = 0 ends below them. It uses M
   and σ and nothing else, so it is the best model we found from M alone (a lower
   minimum may exist). The grid σ's are the path here, each with its own optimum
   reported; ``small_p.optimise_small_p_continued`` is the same idea for one σ;
@@ -46,7 +46,7 @@ against σ for every builder, with the naive 1/12. The checks state plainly
 whether a model built from M alone (the optimum) matches or beats the trained
 models once both are compared in the same regime, whether SNMF comes within
 0.003 of them, whether training at p = 0.001 beats training at p = 0.01 in the
-p → 0 score, and that the bound lies below every optimum found.
+p → 0 score (that the bound lies below every optimum found is a theorem, held by a test).
 
 Cost at the paper's scale: the p = 0.01 models are the σ sweep's; the new trainings
 are 11 σ × 2 kinds × 3 seeds = 66 models at 105k steps, one batched pass of 22 per

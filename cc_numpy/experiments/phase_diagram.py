@@ -24,7 +24,7 @@ How to run it small.
 
 (5 σ × 4 p × 2 kinds = 40 models at 450 base steps: about a minute of CPU, spread over two
 cores), or ``--scale test`` for a 2 × 2 grid in seconds. At the paper's scale one seed is
-300 trainings, 7.8 million model-steps, about two hours of one core (an hour on two),
+300 trainings, 7.8 million model-steps, about 52 minutes of one core (28 on two, measured),
 mostly at p ≥ 0.05 where every sample is non-empty; ``phase_sigma_points``,
 ``phase_p_points``, ``phase_steps`` and ``phase_seeds`` trade that against resolution.
 

@@ -23,7 +23,7 @@ labels: for λ > 0 a sample λx has ŷ(λx) − y(λx) = λ (ŷ(x) − y(x)), so
 therefore count as one sample of squared length the sum of theirs: every sample with a
 single active feature i of sign s becomes one row s·√(Σ v²) e_i. At p = 0.01 that turns
 about 760 of 1300 non-empty rows into at most 2n = 200, the same loss and the same
-gradients with 45 % fewer rows (training only: evaluation needs every sample's own loss).
+gradients with 43 % fewer rows (training only: evaluation needs every sample's own loss).
 
 Dense batches (p ≥ ``data.DENSE_FROM_P``) keep x and r as arrays: there every product with y
 costs as much as forming y, so ``statistics.py`` forms each model's y = r + x Tᵀ from the
@@ -139,13 +139,13 @@ class SharedBatch:
     def label_dots(self, stack):
         """⟨U, R⟩ and ⟨U, Q⟩ for every flattened label term U (sparse batches), once per batch and stack.
 
-        stack : (P, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] of each distinct (N, M) of the batched models
+        stack : (D, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] of each of the D distinct (N, M) of the batched models
             (``statistics.label_stacks``).
-        Returns (P, 5, 2), one BLAS product per (5, n²) slice, so each slice's numbers do not
+        Returns (D, 5, 2), one BLAS product per (5, n²) slice, so each slice's numbers do not
         depend on the others.
         """
         if self._dots is None or self._dots[0] is not stack:
-            self._dots = (stack, np.matmul(stack, self.RQ.T))                # (P, 5, n²) @ (n², 2) -> (P, 5, 2)
+            self._dots = (stack, np.matmul(stack, self.RQ.T))                # (D, 5, n²) @ (n², 2) -> (D, 5, 2)
         return self._dots[1]
 
     def inputs_times(self, W):

@@ -3,9 +3,9 @@
 For sample b (a row), with ŷ_b = W_out a_b and y_b = r_b + T x_b (``batch.py``):
 
     n ℓ_b = ‖ŷ_b‖² − 2 ŷ_b·y_b + ‖y_b‖²
-          = a_b P a_bᵀ − 2 a_b · (x± V)_b + Σ_ij [x_bi (TᵀT)_ij x_bj + 2 r_bi T_ij x_bj] + ‖r_b‖²
+          = a_b G_out a_bᵀ − 2 a_b · (x± V)_b + Σ_ij [x_bi (TᵀT)_ij x_bj + 2 r_bi T_ij x_bj] + ‖r_b‖²
 
-with P = W_outᵀW_out and V = [TᵀW_out; W_out + TᵀW_out] (2n × d_mlp), so no (B, n) array is
+with G_out = W_outᵀW_out and V = [TᵀW_out; W_out + TᵀW_out] (2n × d_mlp), so no (B, n) array is
 formed for a sparse batch: the last sum runs over the pairs of stored entries of each row.
 A dense batch forms ŷ − y, which costs no more there.
 Everything is computed in float64, whatever the dtype of the weights.
@@ -34,7 +34,7 @@ def prepare(params, task, M=None, sigma=0.0):
     T = N + sigma * np.asarray(M, dtype=np.float64) if task == "mixed" else N   # (n, n)
     W_in, W_out = params["W_in"], params["W_out"]
     TW = T.T @ W_out                                                       # (n, d_mlp)  Tᵀ W_out
-    return {"W_in": W_in, "W_out": W_out, "P": W_out.T @ W_out, "V": np.concatenate([TW, TW + W_out]),
+    return {"W_in": W_in, "W_out": W_out, "G_out": W_out.T @ W_out, "V": np.concatenate([TW, TW + W_out]),
             "T": T, "TtT": T.T @ T}
 
 
@@ -47,7 +47,7 @@ def sample_losses(model, batch):
     if shared.x is not None:                                               # a dense batch: form ŷ − y itself
         error = a @ model["W_out"].T - shared.r - shared.x @ model["T"].T   # (B_nz, n)  ŷ − (r + x Tᵀ)
         return np.einsum("bo,bo->b", error, error) / n
-    y_hat_sq = np.einsum("bj,bj->b", a @ model["P"], a)                    # (B_nz,)  ‖ŷ_b‖² = a_b P a_bᵀ
+    y_hat_sq = np.einsum("bj,bj->b", a @ model["G_out"], a)                    # (B_nz,)  ‖ŷ_b‖² = a_b G_out a_bᵀ
     cross = np.einsum("bj,bj->b", np.asarray(shared.signed @ model["V"]), a)   # ŷ_b · y_b
     rows, cell, diagonal, x_i, x_j, r_i = shared.pairs                     # (pairs,) each; cell = i n + j
     per_pair = x_i * model["TtT"].take(cell)                               # x_i (TᵀT)_ij x_j

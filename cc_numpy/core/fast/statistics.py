@@ -1,16 +1,16 @@
 """Loss and gradients of K models from batch statistics, never forming the (B, n) output (sparse batches).
 
 One model: ŷ = W_out a with a = ReLU(W_in x) (rows as samples: a is (B_nz, d_mlp)) and labels
-y = r + x Tᵀ (``batch.py``). Write P = W_outᵀW_out, A = aᵀa (d_mlp × d_mlp) and
+y = r + x Tᵀ (``batch.py``). Write G_out = W_outᵀW_out, G_a = aᵀa (d_mlp × d_mlp, Gram matrices) and
 C = yᵀa = rᵀa + T xᵀa (n × d_mlp). With c = 2 / (B n):
 
-    B n L     = ⟨P, A⟩ − 2 ⟨W_out, C⟩ + ‖y‖²        ‖y‖² = ‖r‖² + 2 ⟨T, rᵀx⟩ + ⟨TᵀT, xᵀx⟩
-    ∂L/∂W_out = c (W_out A − C)                      (= c (ŷ − y)ᵀ a)
-    ∂L/∂h     = c (a P − y W_out) ⊙ 1[h > 0]         (= c (ŷ − y) W_out ⊙ ReLU'(h))
+    B n L     = ⟨G_out, G_a⟩ − 2 ⟨W_out, C⟩ + ‖y‖²  ‖y‖² = ‖r‖² + 2 ⟨T, rᵀx⟩ + ⟨TᵀT, xᵀx⟩
+    ∂L/∂W_out = c (W_out G_a − C)                    (= c (ŷ − y)ᵀ a)
+    ∂L/∂h     = c (a G_out − y W_out) ⊙ 1[h > 0]     (= c (ŷ − y) W_out ⊙ ReLU'(h))
     ∂L/∂W_in  = (xᵀ ∂L/∂h)ᵀ
     ∂L/∂s     = c (⟨M, rᵀx⟩ + ⟨NᵀM, xᵀx⟩ + s ⟨MᵀM, xᵀx⟩ − ⟨W_out, M xᵀa⟩)    for T = N + s M
 
-The biggest products are aᵀa and a P, (B_nz × d_mlp × d_mlp) each, against three
+The biggest products are aᵀa and a G_out, (B_nz × d_mlp × d_mlp) each, against five
 (B_nz × n × d_mlp) products of the plain path; with a sparse batch every product with y is a
 sparse product.
 
@@ -63,10 +63,10 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     active = h > 0                                                           # (B_nz, K, d_mlp)  1[h > 0]
     a = np.multiply(h, active, out=h)                                        # (B_nz, K, d_mlp)  a = ReLU(h), in place
     a_k = a.transpose(1, 0, 2)                                               # (K, B_nz, d_mlp) view
-    A = np.matmul(a_k.transpose(0, 2, 1), a_k)                               # (K, d_mlp, d_mlp)  A = aᵀa
-    P = np.matmul(W_out.transpose(0, 2, 1), W_out)                           # (K, d_mlp, d_mlp)  P = W_outᵀW_out
+    G_a = np.matmul(a_k.transpose(0, 2, 1), a_k)                             # (K, d_mlp, d_mlp)  G_a = aᵀa
+    G_out = np.matmul(W_out.transpose(0, 2, 1), W_out)                       # (K, d_mlp, d_mlp)  G_out = W_outᵀW_out
     d_a = np.empty_like(a)                                                   # (B_nz, K, d_mlp)
-    np.matmul(a_k, P, out=d_a.transpose(1, 0, 2))                            # ŷ W_out = a P
+    np.matmul(a_k, G_out, out=d_a.transpose(1, 0, 2))                        # ŷ W_out = a G_out
     V = np.empty((2 * n, K, d_mlp), dtype=W_out.dtype)                       # (2n, K, d_mlp) the models side by side
     TW = V[:n].transpose(1, 0, 2)                                            # (K, n, d_mlp) view
     np.matmul(T.transpose(0, 2, 1), W_out, out=TW)                           # Tᵀ W_out (a strided out: BLAS's ldc, same sums)
@@ -78,14 +78,14 @@ def mlp_loss_and_grads(batch, W_in, W_out, labels, s, learn_s, label_terms):
     S_a = batch.signed_transposed_times(a)                          # (K, 2n, d_mlp)  x±ᵀ a
     xa = S_a[:, :n] + S_a[:, n:]                                             # (K, n, d_mlp)   xᵀa
     C = S_a[:, n:] + np.matmul(T, xa)                                        # (K, n, d_mlp)   C = yᵀa = rᵀa + T xᵀa
-    d_W_out = scale * (np.matmul(W_out, A) - C)                              # (K, n, d_mlp)   c (W_out A − C)
-    G = batch.label_dots(label_terms["stack"])[labels["stack_id"]]           # (K, 5, 2)  ⟨N|M|NᵀN|NᵀM|MᵀM, R|Q⟩
-    y_sq = (batch.rr + 2 * G[:, 0, 0] + 2 * s * G[:, 1, 0]                   # ‖y‖² = ‖r‖² + 2⟨T, R⟩ + ⟨TᵀT, Q⟩
-            + G[:, 2, 1] + 2 * s * G[:, 3, 1] + s * s * G[:, 4, 1])
-    loss = (dots(P, A) - 2 * dots(W_out, C) + y_sq) * (scale / 2)            # (K,)  L = (...) / (B n)
+    d_W_out = scale * (np.matmul(W_out, G_a) - C)                            # (K, n, d_mlp)   c (W_out G_a − C)
+    terms = batch.label_dots(label_terms["stack"])[labels["stack_id"]]       # (K, 5, 2)  ⟨N|M|NᵀN|NᵀM|MᵀM, R|Q⟩
+    y_sq = (batch.rr + 2 * terms[:, 0, 0] + 2 * s * terms[:, 1, 0]           # ‖y‖² = ‖r‖² + 2⟨T, R⟩ + ⟨TᵀT, Q⟩
+            + terms[:, 2, 1] + 2 * s * terms[:, 3, 1] + s * s * terms[:, 4, 1])
+    loss = (dots(G_out, G_a) - 2 * dots(W_out, C) + y_sq) * (scale / 2)      # (K,)  L = (...) / (B n)
     grads = {"W_in": d_W_in, "W_out": d_W_out}
     if learn_s:                                                              # ∂T/∂s = M
-        grads["s"] = scale * (G[:, 1, 0] + G[:, 3, 1] + s * G[:, 4, 1]
+        grads["s"] = scale * (terms[:, 1, 0] + terms[:, 3, 1] + s * terms[:, 4, 1]
                               - dots(W_out, np.matmul(labels["M"], xa)))
     return loss, grads
 
@@ -136,7 +136,7 @@ def label_stacks(N, M, dtype):
     labels : {"N", "M": (K, n, n); "N_id", "M_id": (K,) each model's index into
         ``label_terms["matrices"]``, −1 for a zero matrix; "stack_id": (K,) its row of ``label_terms["stack"]``}.
     label_terms : {"matrices": list of the distinct non-zero N's and M's in ``dtype``, None standing
-        for the identity (dense batches); "stack": (P, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] flattened, for
+        for the identity (dense batches); "stack": (D, 5, n²) [N, M, NᵀN, NᵀM, MᵀM] flattened, for
         the loss value, once per distinct (N, M)}.
     """
     N, M = np.asarray(N, dtype=np.float64), np.asarray(M, dtype=np.float64)
@@ -153,7 +153,7 @@ def label_stacks(N, M, dtype):
     matrices = [None if np.array_equal(U, np.eye(n)) else U.astype(dtype) for U in distinct]
     _, first, stack_id = np.unique(np.array([ids[:K], ids[K:]]).T, axis=0, return_index=True,
                                    return_inverse=True)                      # per distinct (N_id, M_id): a model
-    Np, Mp = N[first], M[first]                                              # (P, n, n) each
+    Np, Mp = N[first], M[first]                                              # (D, n, n) each: D distinct (N, M)
     Nt = Np.transpose(0, 2, 1)
     stack = np.stack([Np, Mp, Nt @ Np, Nt @ Mp, Mp.transpose(0, 2, 1) @ Mp], axis=1).reshape(first.size, 5, n * n)
     labels = {"N": N.astype(dtype), "M": M.astype(dtype), "N_id": np.array(ids[:K]), "M_id": np.array(ids[K:]),
