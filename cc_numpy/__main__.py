@@ -42,11 +42,17 @@ from .core.storage import CorruptFileError  # noqa: E402
 from .core.train import NonFiniteLossError  # noqa: E402
 
 # TypeError is not here: the command line passes values of the right type, so one is a bug (traceback).
-USER_ERRORS = (ValueError, OSError, CorruptFileError, NonFiniteLossError)
+# MemoryError is: the sizes are estimated before the work, but an estimate can fall short (other programs).
+USER_ERRORS = (ValueError, OSError, CorruptFileError, NonFiniteLossError, MemoryError)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag gives the same single ``error:`` line (and status 2) as every other user error."""
+    """argparse, but a bad flag gives the same single ``error:`` line (and status 2) as every other user error,
+    and a negative number in e-notation (``--sigma -1e-3``) is a value, not an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
@@ -251,8 +257,8 @@ def run_train(args):
 
     from .core.evaluate import MIN_EXPECTED_ACTIVE
     from .analyses.baselines import naive_loss_over_p
-    from .core.runs import save_run
-    from .core.storage import check_writable
+    from .core.runs import RUN_FILES, save_run
+    from .core.storage import check_writable_files
     from .core.train import make_config
     from .core.validate import check_enough_active
     from .core.config import WEIGHT_KEYS
@@ -272,7 +278,7 @@ def run_train(args):
                             f"--eval-samples {args.eval_samples} (use more, or 0 to skip the evaluation) "
                             f"samples of --n {config['n']} features", minimum=MIN_EXPECTED_ACTIVE)
     _estimate(_train_memory(config, args.eval_samples), "this training")
-    check_writable(args.out)                                    # fail before training, not after
+    check_writable_files(args.out, RUN_FILES)                   # fail before training, not after
     checkpoint = os.path.join(args.out, "checkpoint.npz") if args.checkpoint_every else None
     if not args.quiet:
         print(f"training {config['model']} on the {config['task']} task, p = {config['p']}, "
@@ -333,11 +339,22 @@ def run_evaluate(args):
     from .analyses.baselines import naive_loss_over_p
     from .core.data import random_streams
     from .core.evaluate import MIN_EXPECTED_ACTIVE, loss_over_p
-    from .core.runs import load_run
+    from .core.runs import RUN_FILES, load_run
     from .core.storage import check_writable_file, save_json
     from .core.validate import check_enough_active
 
+    folder = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.abspath(args.run))
+    if args.out is not None:                                    # never over the run it reads
+        if not args.out.endswith(".json"):
+            raise ValueError(f"--out must name a .json file, got {args.out!r}")
+        own = {os.path.realpath(os.path.join(folder, name)): name for name in RUN_FILES}
+        if os.path.realpath(args.out) in own:
+            raise ValueError(f"--out {args.out} would overwrite the run's own {own[os.path.realpath(args.out)]}; "
+                             "choose another file")
     params, M, sigma, metrics = load_run(args.run)
+    if not os.path.exists(os.path.join(folder, "metrics.json")):
+        print(f"warning: {folder} has no metrics.json (a training that was interrupted while saving?); "
+              f"scoring it on the {metrics['config']['task']} task, its model's usual one", file=sys.stderr)
     task = metrics["config"]["task"]
     n = params["W_E"].shape[1] if "W_E" in params else params["W_in"].shape[1]
     cap = args.max_samples
@@ -352,6 +369,9 @@ def run_evaluate(args):
     if args.out:
         check_writable_file(args.out)
     seed = metrics["config"].get("seed", 0) if args.seed is None else args.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise CorruptFileError(f"{folder}/metrics.json: config 'seed' must be a whole number >= 0, got {seed!r} "
+                               "(or give --seed)")
     rng = random_streams(seed)["eval"]                          # the named stream every evaluation uses
     rows = []
     for index, p in enumerate(args.p):                          # long work shows progress (on stderr)
@@ -422,20 +442,30 @@ def add_experiment_parsers(commands):
         parser.set_defaults(func=run_experiment_command, experiment=name)
 
 
-def _check_pipeline_out(args):
-    """Before any training: the output folders can be written and the workers fit in memory."""
-    from .core.storage import check_writable
+PIPELINE_FLAGS = {"seeds": "--seeds", "steps": "--steps", "eval_points": "--eval-points",
+                  "sigma_points": "--sigma-points", "first_seed": "--first-seed"}
 
-    for folder in ("", "cache", "numbers", "figures"):
-        check_writable(os.path.join(args.out, folder))
+
+def _check_pipeline(args, scale, names):
+    """Before any training: the seeds, the plan and the workers fit in memory, then the output folders can be written."""
+    from .core.storage import check_writable, check_writable_files
+    from .experiments import resolve
+    from .reproduce import check_size
+
+    names = [resolve(name) for name in names]
+    check_size(scale, names, args.first_seed, flags=PIPELINE_FLAGS)
     _estimate({"--workers": 300_000_000 * args.workers}, f"{args.workers} worker processes")
+    check_writable_files(args.out, ("REPORT.md", "timings.json"))
+    check_writable(os.path.join(args.out, "cache"))
+    check_writable_files(os.path.join(args.out, "numbers"), [f"{name}.json" for name in names])
+    check_writable_files(os.path.join(args.out, "figures"), [f"{name}.png" for name in names])
 
 
 def run_experiment_command(args):
     from .reproduce import reproduce
 
     scale, scale_name = _scale_from(args)                       # flags first, then the output folders
-    _check_pipeline_out(args)
+    _check_pipeline(args, scale, [args.experiment])
     reproduce(args.out, scale=scale, only=args.experiment, workers=args.workers, first_seed=args.first_seed,
               scale_name=scale_name)
 
@@ -475,7 +505,9 @@ def run_reproduce(args):
             raise ValueError("--paper-only and --only disagree: give one of them")
         only = paper_experiments()
     scale, scale_name = _scale_from(args)
-    _check_pipeline_out(args)
+    from .experiments import EXPERIMENTS
+
+    _check_pipeline(args, scale, only or list(EXPERIMENTS))
     reproduce(args.out, scale=scale, only=only, workers=args.workers, first_seed=args.first_seed,
               scale_name=scale_name)
 
@@ -509,7 +541,8 @@ def run_snmf(args):
     from .analyses.small_p import small_p_loss
     from .analyses.baselines import naive_loss_over_p
 
-    from .core.storage import check_writable
+    from .core.runs import RUN_FILES
+    from .core.storage import check_writable_files
 
     if args.rank is not None and not args.mixing.startswith("lowrank"):
         raise ValueError(f"--rank only applies to --mixing lowrank or lowrank_orthonormal; the {args.mixing} M "
@@ -518,7 +551,7 @@ def run_snmf(args):
         raise ValueError(f"--d-mlp must be at most --n = {args.n} (the factor rank), got {args.d_mlp}")
     _estimate({"--n": 8 * 10 * args.n ** 2, "--d-mlp": 8 * 8 * args.n * args.d_mlp,
                "--iterations": 40 * args.iterations}, "this factorisation")
-    check_writable(args.out)
+    check_writable_files(args.out, RUN_FILES)
     M = mixing_matrix(args.mixing, args.n, random_streams(args.seed)["matrix"], rank=args.rank)
     built = snmf_baseline(M, args.sigma, random_streams(args.seed)["analysis"], d_mlp=args.d_mlp,
                           target=args.target, max_iter=args.iterations)
@@ -551,6 +584,8 @@ def _message(error, flags):
     """One line for a user error: OSError without its errno prefix, config keys named as the flags."""
     if isinstance(error, OSError) and error.strerror:
         text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    elif isinstance(error, MemoryError):
+        text = f"out of memory ({error or 'an allocation failed'}); lower the sizes (steps, seeds, samples) or --workers"
     else:
         text = str(error) or type(error).__name__
     for key, flag in (flags or {}).items():
@@ -583,9 +618,9 @@ def main(argv=None):
             args.func(args)
     except KeyboardInterrupt as interrupt:
         kept = getattr(interrupt, "kept", None)
-        if kept is None:
-            kept = "files already written are complete, nothing was half-written"
-        if not isinstance(interrupt, _Interrupted):             # e.g. jobs.JobsInterrupted: '3 of 8 trainings …'
+        if kept is None:                                        # evaluate, snmf: nothing to resume from
+            kept = "files already written are complete, nothing was half-written; rerun the same command to start over"
+        elif not isinstance(interrupt, _Interrupted):           # e.g. jobs.JobsInterrupted: '3 of 8 trainings …'
             kept += "; rerun the same command to resume"
         print(("\n" if _progress_line_open else "") + f"interrupted: {kept}", file=sys.stderr)
         return 128 + int(_stop_signal or signal.SIGINT)         # 130 for Ctrl-C, 143 for SIGTERM

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from .core.storage import save_json
-from .core.validate import check_int
+from .core.validate import check_int, check_memory
 from .experiments import EXPERIMENTS, Results, analysis_units, combine_seeds, resolve
 from .pipeline.jobs import JobCache, job_cost, job_key, run_jobs
 from .pipeline.scale import is_full, make_scale, seeds as scale_seeds
@@ -68,6 +68,43 @@ def _owners(jobs_by_name):
     return owners
 
 
+SEED_LIMIT = 2 ** 32    # seeds stay below this: NumPy's usual seed range, and exact as floats on a figure's axis
+RESULT_OVERHEAD = 8192  # bytes a finished training holds besides its arrays (its config, key, dicts)
+
+
+def check_size(scale, names, first_seed=0, flags=None):
+    """Refuse, before any planning, seeds out of range and a reproduction that cannot fit in memory.
+
+    The jobs of one seed are planned at σ grids of 3 and 4 points (cheap at any scale) and the
+    training count is extrapolated linearly in σ points and seeds. Every finished training is held
+    as a result: its loss and σ histories (16 bytes a step), its evaluation curve and its weights.
+    ``flags`` maps scale keys to the names the message should use (the command line's flags).
+    """
+    flags = flags or {}
+    seeds = scale["seeds"]
+    if first_seed + seeds > SEED_LIMIT:
+        raise ValueError(f"{flags.get('first_seed', 'first_seed')} + {flags.get('seeds', 'seeds')} must be at most "
+                         f"2**32 = {SEED_LIMIT}, got {first_seed} + {seeds}")
+    counts, per_job = [], []
+    for points in (3, 4):
+        small = dict(scale, seeds=1, sigma_points=points, eval_points=min(scale["eval_points"], 3))
+        unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, [first_seed])}
+        counts.append(len(unique))
+        per_job = [job["config"] for job in unique.values()]
+    per_sigma = counts[1] - counts[0]                               # trainings per seed and σ point
+    fixed = max(counts[0] - 3 * per_sigma, 0)                       # trainings per seed besides those
+    trainings = seeds * (fixed + per_sigma * scale["sigma_points"])
+    if not per_job:
+        return 0
+    weights = np.mean([8 * (2 * c["n"] * c["d_mlp"] + (c["d"] * (c["n"] + 2 * c["d_mlp"]) if c["model"] == "residual"
+                                                        else 0)) + RESULT_OVERHEAD for c in per_job])
+    history = np.mean([16 * c["steps"] for c in per_job])
+    parts = {"seeds": seeds * fixed * weights, "sigma_points": seeds * per_sigma * scale["sigma_points"] * weights,
+             "steps": trainings * history, "eval_points": trainings * 64 * (scale["eval_points"] + 1)}
+    return check_memory({flags.get(key, key): float(value) for key, value in parts.items()},
+                        f"{trainings} trainings")
+
+
 def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream=None, scale_name=None):
     """Run the chosen experiments into ``out_dir``; return ``{name: numbers}``.
 
@@ -90,6 +127,7 @@ def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream
     names = list(EXPERIMENTS) if only is None else [resolve(n) for n in ([only] if isinstance(only, str) else only)]
     names = list(dict.fromkeys(names))                          # each experiment once, in the order given
     workers, first_seed = check_int(workers, "workers"), check_int(first_seed, "seed", minimum=0)
+    check_size(scale, names, first_seed)
     seeds = scale_seeds(scale, first_seed)
     cache = JobCache(os.path.join(out_dir, "cache"), report=lambda text: print(text, file=stream))
     jobs_by_name = {name: EXPERIMENTS[name].jobs(scale, seeds) for name in names}

@@ -134,6 +134,27 @@ def test_evaluate_prints_a_table_of_loss_over_p(trained_run, tmp_path, capsys):
     assert saved["task"] == "mixed" and saved["p"] == [0.05, 0.5]
 
 
+@pytest.mark.parametrize("name", ["weights.npz", "metrics.json", "curve.txt"])
+def test_evaluate_never_writes_over_its_run_and_only_json(trained_run, name, capsys):
+    before = {path.name: path.read_bytes() for path in trained_run.iterdir()}
+    code, _, err = run_cli(["evaluate", str(trained_run), "--p", "0.5", "--samples", "100",
+                            "--out", str(trained_run / name)], capsys)
+    assert_user_error(code, err, "--out")
+    assert {path.name: path.read_bytes() for path in trained_run.iterdir()} == before
+
+
+def test_evaluate_warns_when_a_run_has_no_metrics(trained_run, capsys):
+    os.remove(trained_run / "metrics.json")
+    code, _, err = run_cli(["evaluate", str(trained_run), "--p", "0.5", "--samples", "200"], capsys)
+    assert code == 0 and "no metrics.json" in err
+
+
+def test_a_negative_sigma_in_e_notation_is_a_value_not_a_flag(tmp_path, capsys):
+    code, _, err = run_cli(["train", *TINY, "--sigma", "-1e-3", "--eval-samples", "0", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["sigma"] == -1e-3
+
+
 def test_evaluate_reaches_a_target_stderr(trained_run, capsys):
     code, stdout, stderr = run_cli(["evaluate", str(trained_run), "--p", "0.5", "--samples", "100",
                                     "--target-stderr", "0.05"], capsys)

@@ -165,6 +165,12 @@ def test_evaluate_works_on_an_snmf_run(snmf_run, capsys):
     (["snmf", "--sigma", "inf"], "must be a finite number"),
     (["snmf", "--iterations", "0"], "must be a whole number >= 1"),
     (["snmf", "--mixing", "gaussian"], "invalid choice"),
+    (["seeds", "--scale", "test", "--seeds", "1e9"], "lower --seeds"),              # what memory can hold
+    (["sigma-sweep", "--scale", "test", "--sigma-points", "1e9"], "lower --sigma-points"),
+    (["seeds", "--scale", "test", "--steps", "1e9"], "lower --steps"),
+    (["seeds", "--scale", "test", "--eval-points", "1e9"], "lower --eval-points"),
+    (["reproduce", "--scale", "test", "--first-seed", str(2 ** 40)], "2**32"),
+    (["seeds", "--scale", "test", "--workers", "200"], "--workers"),
 ])
 def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
@@ -180,6 +186,13 @@ def test_bad_settings_exit_2_with_a_message(argv, message, tmp_path, capsys):
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
     assert_user_error(code, err, message)
     assert not (tmp_path / "out" / "weights.npz").exists() and not (tmp_path / "out" / "REPORT.md").exists()
+
+
+def test_an_output_file_that_is_a_folder_stops_a_pipeline_before_any_training(tmp_path, capsys):
+    (tmp_path / "out" / "numbers" / "sigma_sweep.json").mkdir(parents=True)
+    code, _, err = run_cli(["sigma-sweep", "--scale", "test", "--out", str(tmp_path / "out")], capsys)
+    assert_user_error(code, err, "sigma_sweep.json")
+    assert not any((tmp_path / "out" / "cache").glob("*.npz"))
 
 
 def test_experiment_help_lists_the_scale_flags(capsys):

@@ -372,6 +372,16 @@ def test_a_failing_follow_up_lets_the_trainings_and_other_follow_ups_finish_then
     assert sorted(os.listdir(tmp_path / "cache")) == sorted(f"{jobs.job_key(j)}.npz" for j in (first, second))
 
 
+def test_a_worker_that_dies_is_reported_as_such_and_finished_trainings_stay_cached(tmp_path):
+    from cli_support import end_this_process
+
+    job = tiny_job()
+    with pytest.raises(jobs.WorkerDied, match="worker process died"):
+        jobs.run_jobs([job], cache=jobs.JobCache(tmp_path / "cache"), workers=2,
+                      then=[([job], end_this_process, (9,))])
+    assert os.listdir(tmp_path / "cache") == [f"{jobs.job_key(job)}.npz"]
+
+
 def test_a_follow_up_runs_while_other_trainings_are_still_going(tmp_path):
     quick, slow = tiny_job(), tiny_job(seed=9, steps=20_000)    # milliseconds against seconds
     events = []

@@ -158,7 +158,8 @@ def test_mlp_run_round_trip_with_M_and_sigma(tmp_path):
         np.testing.assert_array_equal(loaded[key], params[key].astype(np.float64))
     np.testing.assert_array_equal(M_loaded, M)
     assert sigma == 0.02
-    assert metrics_loaded == {"config": {"task": "mixed"}, "loss": 0.07}
+    assert metrics_loaded == {"config": {"task": "mixed"}, "loss": 0.07,
+                              "weights_sha256": runs.file_sha256(weights_path)}
     saved_history = storage.load_npz(tmp_path / "run" / "history.npz")
     np.testing.assert_array_equal(saved_history["loss"], history)
     np.testing.assert_array_equal(saved_history["sigma"], sigma_history)
@@ -175,7 +176,7 @@ def test_residual_run_round_trip_without_M(tmp_path):
     assert set(loaded) == {"W_E", "W_in", "W_out"}
     for key in loaded:
         np.testing.assert_array_equal(loaded[key], params[key])
-    assert M is None and sigma == 0.0 and metrics == {"config": {"task": "clean"}}   # the task is always set
+    assert M is None and sigma == 0.0 and metrics["config"] == {"task": "residual"}   # always set: the model's usual
     assert "sigma" not in storage.load_npz(tmp_path / "history.npz")
 
 
@@ -212,3 +213,39 @@ def test_load_run_refuses_missing_weights(tmp_path):
         runs.load_run(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         runs.load_run(tmp_path / "elsewhere")
+
+
+def test_a_run_folder_is_saved_as_a_unit(tmp_path):
+    """metrics.json is written last and names its weights: an older run's metrics never pass for a newer run's."""
+    rng = np.random.default_rng(0)
+    residual = {"W_E": rng.standard_normal((8, 4)), "W_in": rng.standard_normal((3, 8)),
+                "W_out": rng.standard_normal((8, 3))}
+    folder = tmp_path / "run"
+    runs.save_run(folder, residual, metrics={"config": {"task": "residual"}}, history=rng.random(5))
+    mlp = {"W_in": rng.standard_normal((3, 4)), "W_out": rng.standard_normal((4, 3))}
+    storage.save_npz(folder / "weights.npz", mlp)              # a newer save stopped right after its weights
+    with pytest.raises(storage.CorruptFileError, match="other weights"):
+        runs.load_run(folder)
+    runs.save_run(folder, mlp, metrics={"config": {"task": "clean"}})   # a new run without a history
+    assert sorted(os.listdir(folder)) == ["metrics.json", "weights.npz"]   # the old history went with its run
+    assert runs.load_run(folder)[3]["config"]["task"] == "clean"
+    os.remove(folder / "metrics.json")
+    storage.save_npz(folder / "weights.npz", residual)
+    assert runs.load_run(folder)[3]["config"]["task"] == "residual"    # no metrics: the model's usual task
+
+
+def test_output_files_that_cannot_be_replaced_are_refused_before_any_work(tmp_path):
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(OSError, match="it is a folder"):
+        storage.check_writable_files(tmp_path, runs.RUN_FILES)
+    assert storage.check_writable_files(tmp_path / "new", runs.RUN_FILES) == str(tmp_path / "new")
+
+
+def test_an_npz_whose_header_declares_more_than_it_holds_is_corrupt_not_a_memory_error(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 5, 10 ** 5)})
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("W_in.npy", header.getvalue() + bytes(16))
+    with pytest.raises(storage.CorruptFileError, match="declares shape"):
+        storage.load_npz(tmp_path / "bomb.npz")

@@ -82,6 +82,21 @@ def test_the_tutorial_has_chapters_and_scripts():
     assert not missing, f"tutorial/README.md does not link the chapters {missing}"
 
 
+def test_each_script_and_chapter_names_its_own_number():
+    """A script's docstring and --help say "Chapter NN" with its file's NN, and a chapter's title starts with NN."""
+    wrong = []
+    for script in SCRIPTS:
+        number = script.stem[:2]
+        named = set(re.findall(r"Chapter (\d\d)", script.read_text(encoding="utf-8")))
+        if named != {number}:
+            wrong.append(f"{script.name} names chapters {sorted(named)}")
+    for chapter in CHAPTERS:
+        title = chapter_text(chapter).splitlines()[0]
+        if not title.startswith(f"# {chapter.stem[:2]} "):
+            wrong.append(f"{chapter.name} has the title {title!r}")
+    assert not wrong, "; ".join(wrong)
+
+
 # ----------------------------------------------------------------------------- 1. the scripts run
 
 @pytest.mark.slow

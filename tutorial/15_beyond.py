@@ -1,4 +1,4 @@
-"""Chapter 16: beyond the paper — the residual width sweep, the best model from M alone, the phase diagram
+"""Chapter 15: beyond the paper — the residual width sweep, the best model from M alone, the phase diagram
 (cc_numpy/experiments/width_sweep.py, best_from_m.py, phase_diagram.py).
 
 Run it whole:      python tutorial/15_beyond.py          (a few seconds: the three experiments at the test scale)
@@ -25,7 +25,7 @@ from cc_numpy.experiments import EXPERIMENTS, run_experiment
 from cc_numpy.pipeline.claims import NAIVE, judge
 from cc_numpy.pipeline.scale import make_scale
 
-parser = argparse.ArgumentParser(description="Chapter 16: the experiments beyond the paper.")
+parser = argparse.ArgumentParser(description="Chapter 15: the experiments beyond the paper.")
 parser.add_argument("--full", action="store_true", help="also run the width sweep at the quick scale (~1 minute)")
 parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "cc_numpy_tutorial"),
                     help="folder for outputs (default: %(default)s, outside the repository)")
@@ -65,6 +65,8 @@ try:
     data.random_embedding(n, 50, np.random.default_rng(0), kind="orthonormal")
 except ValueError as error:
     print("   d < n is refused:", error)
+else:
+    check(False, "an orthonormal W_E with d < n must be refused")
 
 # %% 3. With M = 0 the residual model IS the MLP on clean labels (in its feature basis)
 print("\n3. A residual model with an orthonormal W_E, trained 20 steps: its loss is the clean-label MLP's loss")
@@ -140,4 +142,4 @@ if args.full:
     with open(os.path.join(quick, "REPORT.md"), encoding="utf-8") as report:
         text = report.read()
     print(text[text.index("## Residual width sweep"):text.index("## Settings")])
-print("\ndone")
+print("\nChapter 15 done.")

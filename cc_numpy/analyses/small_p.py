@@ -224,12 +224,12 @@ def small_p_lower_bound(n, d_mlp, M=None, sigma=0.0):
 def small_p_joint_lower_bound(n, d_mlp, M=None, sigma=0.0):
     """Joint Eckart–Young floor on lim_{p→0} L/p over all W_in, W_out (≥ small_p_lower_bound).
 
-    1. 6n L/p = ‖W_out H⁺ − (I + σM)‖²_F + ‖W_out H⁻ − (−σM)‖²_F = ‖W_out [H⁺ H⁻] − T‖²_F, T = [I + σM, −σM].
+    1. 6n L/p = ‖W_out H⁺ − (I + σM)‖²_F + ‖W_out H⁻ − (−σM)‖²_F = ‖W_out [H⁺ H⁻] − Z‖²_F, Z = [I + σM, −σM].
     2. W_out [H⁺ H⁻] (n × 2n) = W_out (n × d_mlp) times [H⁺ H⁻] (d_mlp × 2n) has rank ≤ d_mlp.
-    3. Eckart–Young on T: L/p ≥ (1/(6n)) Σ_{k > d_mlp} s_k(T)² ≥ small_p_lower_bound (one rank-d_mlp
+    3. Eckart–Young on Z: L/p ≥ (1/(6n)) Σ_{k > d_mlp} s_k(Z)² ≥ small_p_lower_bound (one rank-d_mlp
        map fitting both blocks is also a rank-d_mlp map for each block, so its minimum is not smaller).
 
-    s_k are the singular values of T in descending order (there are n of them,
+    s_k are the singular values of Z in descending order (there are n of them,
     so the bound is 0 for d_mlp ≥ n). Clean labels give (n − d_mlp)/(6n), the
     same as small_p_lower_bound. Like it, the bound ignores H± ≥ 0 and their
     disjoint supports, so it is a valid floor, not in general attained.

@@ -6,9 +6,14 @@ weights.npz   W_in, W_out (+ W_E for the residual model); for the mixed task the
 metrics.json  the config, the final running loss, timings, and any evaluation.
 history.npz   loss (steps,) per training step; sigma (steps,) when σ was learned.
 
-All three are written atomically (``storage.py``).
+All three are written atomically (``storage.py``), and the run as a whole too: ``save_run``
+first removes an earlier run's metrics.json and history.npz, then writes weights.npz, history.npz
+and, last, metrics.json with the SHA-256 of the weights it belongs to. So a folder whose
+metrics.json is missing was not finished, and ``load_run`` refuses a metrics.json written for
+other weights.
 """
 
+import hashlib
 import os
 
 import numpy as np
@@ -19,12 +24,19 @@ from .data import TASKS
 from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz, stored_array
 
 
+RUN_FILES = ("weights.npz", "metrics.json", "history.npz", "checkpoint.npz")   # what a run folder may hold
+
+
 def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sigma_history=None):
     """Write a run's files into ``out_dir`` (created if needed); return the weights path."""
     weights = {k: v for k, v in params.items() if k in WEIGHT_KEYS}
     if M is not None:
         weights["M"] = M
         weights["sigma"] = np.array(float(sigma))
+    for name in ("metrics.json", "history.npz"):                 # an earlier run's: it must not outlive its weights
+        stale = os.path.join(out_dir, name)
+        if os.path.isfile(stale) or os.path.islink(stale):
+            os.remove(stale)
     path = os.path.join(out_dir, "weights.npz")
     save_npz(path, weights)
     if history is not None:
@@ -32,8 +44,17 @@ def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sig
         if sigma_history is not None:
             arrays["sigma"] = sigma_history
         save_npz(os.path.join(out_dir, "history.npz"), arrays)
-    save_json(os.path.join(out_dir, "metrics.json"), metrics or {})
+    save_json(os.path.join(out_dir, "metrics.json"), dict(metrics or {}, weights_sha256=file_sha256(path)))
     return path
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, as hex: what ties a run's metrics.json to its weights.npz."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_run(path):
@@ -41,8 +62,9 @@ def load_run(path):
 
     Returns ``(params, M, sigma, metrics)``: params as float64 arrays, M (or None),
     sigma (float, 0 when there is no M), metrics (dict, {} when metrics.json is absent;
-    ``metrics["config"]["task"]`` is always set). A damaged file raises CorruptFileError
-    naming the file and the key.
+    ``metrics["config"]["task"]`` is always set: without one, the model's usual task, "mixed" with
+    an M, "residual" with a W_E, else "clean"). A damaged file, or a metrics.json written for other
+    weights, raises CorruptFileError naming the file.
     """
     path = os.fspath(path)
     weights_path = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
@@ -59,10 +81,15 @@ def load_run(path):
         sigma = float(stored_array(arrays, "sigma", weights_path, shape=()))
     metrics_path = os.path.join(os.path.dirname(weights_path), "metrics.json")
     metrics = load_json(metrics_path, expect=dict) if os.path.exists(metrics_path) else {}
+    recorded = metrics.get("weights_sha256")
+    if recorded is not None and recorded != file_sha256(weights_path):
+        raise CorruptFileError(f"{metrics_path} was written for other weights than {weights_path} (a save that "
+                               "was interrupted, or files copied from two runs); rerun the training")
     config = metrics.setdefault("config", {})
     if not isinstance(config, dict):
         raise CorruptFileError(f"{metrics_path}: 'config' must be a JSON object, got {type(config).__name__}")
-    task = config.setdefault("task", "mixed" if M is not None else "clean")
+    guess = "mixed" if M is not None else "residual" if "W_E" in params else "clean"   # the model's usual task
+    task = config.setdefault("task", guess)
     if task not in TASKS:
         raise CorruptFileError(f"{metrics_path}: config 'task' must be one of {', '.join(TASKS)}; got {task!r}")
     if task == "mixed" and M is None:

@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -94,11 +95,27 @@ def check_writable(folder):
 
 
 def check_writable_file(path):
-    """:func:`check_writable` for the folder of a file about to be written; the path must not be a folder."""
+    """:func:`check_writable` for the folder of a file about to be written (or replaced).
+
+    The path must not be a folder, and a file already there must be replaceable: in a shared
+    folder with the sticky bit (such as /tmp) only its owner may replace it.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
         raise OSError(f"cannot write {path}: it is a folder, a file name is needed")
-    return check_writable(os.path.dirname(os.path.abspath(path)))
+    folder = check_writable(os.path.dirname(os.path.abspath(path)))
+    if os.path.lexists(path) and hasattr(os, "geteuid"):
+        folder_stat, user = os.stat(folder), os.geteuid()
+        if folder_stat.st_mode & stat.S_ISVTX and user not in (0, folder_stat.st_uid, os.lstat(path).st_uid):
+            raise OSError(errno.EPERM, f"cannot replace {path}: another user's file in a shared (sticky) folder")
+    return folder
+
+
+def check_writable_files(folder, names):
+    """:func:`check_writable_file` for each of ``names`` in ``folder``; returns the folder."""
+    for name in names:
+        check_writable_file(os.path.join(folder, name))
+    return os.fspath(folder)
 
 
 def save_npz(path, arrays):
@@ -124,6 +141,8 @@ def load_npz(path, required=()):
                 raise CorruptFileError(f"{path} is not an .npz file: it holds {kind}")
             handle.seek(0)
             with np.load(handle, allow_pickle=False) as archive:
+                for key in archive.files:                       # a damaged header must not allocate petabytes
+                    _check_declared_size(archive.zip, key, path)
                 arrays = {k: archive[k] for k in archive.files}
     except CorruptFileError:
         raise
@@ -138,6 +157,19 @@ def load_npz(path, required=()):
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it has {sorted(arrays)}")
     return arrays
+
+
+def _check_declared_size(archive, key, path):
+    """Refuse a member whose .npy header declares more bytes than the member holds (CorruptFileError)."""
+    member = archive.getinfo(key + ".npy")
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > member.file_size:
+        raise CorruptFileError(f"{path}: the array {key!r} declares shape {shape} ({declared} bytes) but holds "
+                               f"only {member.file_size} bytes (a damaged file)")
 
 
 def stored_array(arrays, key, path, shape=None, finite=True):

@@ -165,6 +165,7 @@ def analyse_width(results, scale, seed, d):
             "mlp_small_p": small_p.small_p_loss(mlp["W_in"], mlp["W_out"], mlp_M, float(mlp["sigma"])),
             "mlp_M_difference": float(np.max(np.abs(mlp_M - M))),
             "optimum": optimum["loss"],
+            "optimum_restarts": optimum["losses_per_restart"].tolist(),     # the continued start first, then random
             "lower_bound": optimum["lower_bound"],
             "joint_lower_bound": small_p.small_p_joint_lower_bound(n, d_mlp, M, 1.0),
             "sweep": sweep_at(results, scale, seed, d)}

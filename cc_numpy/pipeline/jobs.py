@@ -195,6 +195,10 @@ class JobsInterrupted(KeyboardInterrupt):
         self.kept = kept
 
 
+class WorkerDied(OSError):
+    """A worker process ended without a result (killed, e.g. by the system for lack of memory)."""
+
+
 class _RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker, shown as the cause of the re-raised error."""
 
@@ -431,8 +435,9 @@ def run_jobs(jobs, cache=None, workers=1, progress=None, then=(), then_done=None
                     failures.append(error)
                 else:
                     follow_up_done(index, value)
-        else:
-            _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up_done, failures)
+        else:                                                   # never more processes than there is work
+            _run_parallel(pending, results, min(workers, len(pending) + len(follow_ups)), finish, ready_follow_ups,
+                          follow_up_done, failures)
         if failures:
             raise failures[0]
     except KeyboardInterrupt:
@@ -492,8 +497,8 @@ def _run_parallel(pending, results, workers, finish, ready_follow_ups, follow_up
             except queue.Empty:
                 dead = [process.exitcode for process in processes if not process.is_alive()]
                 if dead:
-                    raise RuntimeError(f"a worker process died (exit code {dead[0]}), e.g. killed for lack of "
-                                       "memory; finished trainings are in the cache") from None
+                    raise WorkerDied(f"a worker process died (exit code {dead[0]}), e.g. killed for lack of "
+                                     "memory; finished trainings are in the cache") from None
                 continue
             group = running.pop(index)
             if status == "error" and group is None:             # a follow-up: keep training, raise at the end
