@@ -51,6 +51,7 @@ class _Parser(argparse.ArgumentParser):
     and a negative number in e-notation (``--sigma -1e-3``) is a value, not an option."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)                # --mod is not --model: a typo is an error
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -133,6 +134,7 @@ def _estimate(parts, what):
 TRAIN_FLAGS = {"p": "--p", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
                "weight_decay": "--weight-decay", "sigma": "--sigma", "sigma_init": "--sigma-init", "n": "--n",
                "d": "--d", "d_mlp": "--d-mlp", "rank": "--rank", "seed": "--seed", "embedding": "--embedding"}
+DEFAULT_MAX_SAMPLES = 20_000_000          # evaluate's cap on samples per p with --target-stderr
 EVALUATE_FLAGS = {"p": "--p", "n_samples": "--samples", "target_stderr": "--target-stderr", "max_samples": "--max-samples"}
 SNMF_FLAGS = {"rank": "--rank", "d_mlp": "--d-mlp", "sigma": "--sigma", "max_iter": "--iterations", "n": "--n"}
 
@@ -240,7 +242,8 @@ def add_train_parser(commands):
                              "random columns, the CC model) or 'orthonormal' (W_EᵀW_E = I, so M = 0; needs d >= n) "
                              "(default: %(default)s)")
     parser.add_argument("--n", type=_positive_int, default=D["n"], help="features (default: %(default)s)")
-    parser.add_argument("--d", type=_positive_int, default=D["d"], help="residual width (default: %(default)s)")
+    parser.add_argument("--d", type=_positive_int, default=D["d"],
+                        help="residual width, for --model residual and the embedding mixing kinds (default: %(default)s)")
     parser.add_argument("--d-mlp", type=_positive_int, default=D["d_mlp"], help="neurons (default: %(default)s)")
     parser.add_argument("--out", default="runs/train", help="output directory (default: %(default)s)")
     parser.add_argument("--eval-samples", type=_non_negative_int, default=200_000,
@@ -324,8 +327,9 @@ def add_evaluate_parser(commands):
     parser.add_argument("--target-stderr", type=_positive_float, default=None,
                         help="keep sampling until the standard error of L/p is at most this (a warning says "
                              "when --max-samples is reached first)")
-    parser.add_argument("--max-samples", type=_whole_number_at_least(2), default=20_000_000,
-                        help="the cap on samples per p with --target-stderr (default: %(default)s)")
+    parser.add_argument("--max-samples", type=_whole_number_at_least(2), default=None,
+                        help=f"the cap on samples per p with --target-stderr, at least --samples (default: "
+                             f"{DEFAULT_MAX_SAMPLES})")
     parser.add_argument("--seed", type=_non_negative_int, default=None,
                         help="seed of the evaluation stream (default: the run's training seed, so that the "
                              "evaluation `train` made is reproduced)")
@@ -357,7 +361,11 @@ def run_evaluate(args):
               f"scoring it on the {metrics['config']['task']} task, its model's usual one", file=sys.stderr)
     task = metrics["config"]["task"]
     n = params["W_E"].shape[1] if "W_E" in params else params["W_in"].shape[1]
-    cap = args.max_samples
+    if args.max_samples is not None and args.target_stderr is None:
+        raise ValueError("--max-samples only applies with --target-stderr (without it every p gets --samples)")
+    cap = DEFAULT_MAX_SAMPLES if args.max_samples is None else args.max_samples
+    if args.target_stderr is not None and cap < args.samples:
+        raise ValueError(f"--max-samples {cap} is below --samples {args.samples}, the samples every p gets first")
     budget = max(args.samples, cap) if args.target_stderr is not None else args.samples
     for p in args.p:                                            # refuse every p before evaluating any
         check_enough_active(p, budget * n, "--p", f"{budget} samples (--samples) of the run's {n} features",
@@ -400,9 +408,9 @@ def run_evaluate(args):
         save_json(args.out, {"run": args.run, "task": task, "target_stderr": args.target_stderr, **columns})
 
 
-def _add_scale_flags(parser, default_scale="paper"):
-    parser.add_argument("--scale", choices=("paper", "quick", "test"), default=default_scale,
-                        help="preset scale (default: %(default)s)")
+def _add_scale_flags(parser):
+    parser.add_argument("--scale", choices=("paper", "quick", "test"), default=None,
+                        help="preset scale (default: paper)")
     parser.add_argument("--seeds", type=_positive_int, default=None,
                         help="training seeds per model (default: the scale's: 3 at paper scale, 1 quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, help="training steps per model")
@@ -425,8 +433,9 @@ def _scale_from(args):
     overrides = {key: getattr(args, key) for key in _SCALE_FLAGS if getattr(args, key) is not None}
     if "target_stderr" in overrides and overrides["target_stderr"] <= 0:
         raise ValueError(f"--target-stderr must be > 0, got {overrides['target_stderr']}")
-    name = args.scale + (" (with overrides)" if overrides else "")
-    return make_scale(args.scale, **overrides), name
+    base = args.scale or "paper"
+    name = base + (" (with overrides)" if overrides else "")
+    return make_scale(base, **overrides), name
 
 
 def add_experiment_parsers(commands):
@@ -494,7 +503,7 @@ def run_reproduce(args):
     from .reproduce import reproduce
 
     if args.quick:
-        if args.scale not in ("paper", "quick"):
+        if args.scale not in (None, "quick"):
             raise ValueError("--quick and --scale disagree: give one of them")
         args.scale = "quick"
     only = args.only

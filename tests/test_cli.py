@@ -155,6 +155,24 @@ def test_a_negative_sigma_in_e_notation_is_a_value_not_a_flag(tmp_path, capsys):
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["sigma"] == -1e-3
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--mod", "mlp"], "--mod"),                                 # no abbreviations: a typo is an error
+    (["reproduce", "--quick", "--scale", "paper"], "--quick"),
+])
+def test_flags_that_would_be_ignored_or_misread_are_refused(argv, flag, tmp_path, capsys):
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
+    assert_user_error(code, err, flag)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_refuses_a_sample_cap_it_would_ignore(trained_run, capsys):
+    code, _, err = run_cli(["evaluate", str(trained_run), "--samples", "500", "--max-samples", "1000"], capsys)
+    assert_user_error(code, err, "--max-samples")
+    code, _, err = run_cli(["evaluate", str(trained_run), "--samples", "500", "--target-stderr", "0.1",
+                            "--max-samples", "100"], capsys)
+    assert_user_error(code, err, "--max-samples")
+
+
 def test_evaluate_reaches_a_target_stderr(trained_run, capsys):
     code, stdout, stderr = run_cli(["evaluate", str(trained_run), "--p", "0.5", "--samples", "100",
                                     "--target-stderr", "0.05"], capsys)
