@@ -349,7 +349,7 @@ def run_evaluate(args):
 
     folder = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.abspath(args.run))
     if args.out is not None:                                    # never over the run it reads
-        if not args.out.endswith(".json"):
+        if not args.out.lower().endswith(".json"):
             raise ValueError(f"--out must name a .json file, got {args.out!r}")
         own = {os.path.realpath(os.path.join(folder, name)): name for name in RUN_FILES}
         if os.path.realpath(args.out) in own:
@@ -594,7 +594,7 @@ def _message(error, flags):
     if isinstance(error, OSError) and error.strerror:
         text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
     elif isinstance(error, MemoryError):
-        text = f"out of memory ({error or 'an allocation failed'}); lower the sizes (steps, seeds, samples) or --workers"
+        text = f"out of memory ({str(error) or 'an allocation failed'}); lower the sizes this command was given"
     else:
         text = str(error) or type(error).__name__
     for key, flag in (flags or {}).items():

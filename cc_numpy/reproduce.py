@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from .core.storage import save_json
-from .core.validate import check_int, check_memory
+from .core import validate
+from .core.validate import MEMORY_FRACTION, check_int, format_bytes
 from .experiments import EXPERIMENTS, Results, analysis_units, combine_seeds, resolve
 from .pipeline.jobs import JobCache, job_cost, job_key, run_jobs
 from .pipeline.scale import is_full, make_scale, seeds as scale_seeds
@@ -70,39 +71,68 @@ def _owners(jobs_by_name):
 
 SEED_LIMIT = 2 ** 32    # seeds stay below this: NumPy's usual seed range, and exact as floats on a figure's axis
 RESULT_OVERHEAD = 8192  # bytes a finished training holds besides its arrays (its config, key, dicts)
+LIST_ENTRY = 100        # bytes per entry of a list of seeds, σ's or p's built while planning
+SIZE_KEYS = ("seeds", "sigma_points", "steps", "eval_points")   # the scale keys the command line sets
+
+
+def _result_bytes(config):
+    """Bytes one finished training holds: weights (and M), loss and σ histories, overhead (evaluation apart)."""
+    n, d, d_mlp = config["n"], config["d"], config["d_mlp"]
+    weights = 2 * n * d_mlp + (d * (n + 2 * d_mlp) if config["model"] == "residual" else 0)
+    mixing = n * n if config["task"] == "mixed" else 0
+    return 8 * (weights + mixing + 2 * config["steps"]) + RESULT_OVERHEAD
+
+
+def estimate_size(scale, names, first_seed=0):
+    """(bytes, trainings) a reproduction of ``names`` at ``scale`` holds, without planning it at full size.
+
+    Plans at 1, 3 and 4 seeds and at σ grids of 9 and 17 points (cheap at any scale), takes the
+    training count and the results' bytes linearly in σ points, then piecewise linearly in seeds
+    (an experiment with a fixed or a least seed count adds what it adds), and adds each training's
+    evaluation curve and the lists built while planning.
+    """
+    anchors = {}
+    for seeds in (1, 3, 4):
+        at = []
+        for points in (9, 17):
+            small = dict(scale, seeds=seeds, sigma_points=points, eval_points=min(scale["eval_points"], 3))
+            seed_list = list(range(first_seed, first_seed + seeds))
+            unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, seed_list)}
+            at.append(np.array([len(unique), sum(_result_bytes(job["config"]) for job in unique.values())]))
+        anchors[seeds] = at[0] + (scale["sigma_points"] - 9) / 8 * (at[1] - at[0])    # linear in σ points
+    S = scale["seeds"]
+    if S <= 3:
+        trainings, results = anchors[1] + (S - 1) / 2 * (anchors[3] - anchors[1])
+    else:
+        trainings, results = anchors[3] + (S - 3) * (anchors[4] - anchors[3])
+    trainings, results = max(trainings, 0.0), max(results, 0.0)
+    lists = LIST_ENTRY * (scale["seeds"] + scale["sigma_points"] + scale["eval_points"])
+    return float(results + trainings * 64 * (scale["eval_points"] + 1) + lists), int(round(trainings))
 
 
 def check_size(scale, names, first_seed=0, flags=None):
-    """Refuse, before any planning, seeds out of range and a reproduction that cannot fit in memory.
+    """Refuse seeds out of range, and a reproduction whose results cannot fit in memory, before planning it.
 
-    The jobs of one seed are planned at σ grids of 3 and 4 points (cheap at any scale) and the
-    training count is extrapolated linearly in σ points and seeds. Every finished training is held
-    as a result: its loss and σ histories (16 bytes a step), its evaluation curve and its weights.
-    ``flags`` maps scale keys to the names the message should use (the command line's flags).
+    The message names the key (``flags`` maps it to the command line's flag) whose value costs the
+    most memory, measured against its smallest value, and the largest value that fits.
     """
     flags = flags or {}
-    seeds = scale["seeds"]
-    if first_seed + seeds > SEED_LIMIT:
+    if first_seed + scale["seeds"] > SEED_LIMIT:
         raise ValueError(f"{flags.get('first_seed', 'first_seed')} + {flags.get('seeds', 'seeds')} must be at most "
-                         f"2**32 = {SEED_LIMIT}, got {first_seed} + {seeds}")
-    counts, per_job = [], []
-    for points in (3, 4):
-        small = dict(scale, seeds=1, sigma_points=points, eval_points=min(scale["eval_points"], 3))
-        unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, [first_seed])}
-        counts.append(len(unique))
-        per_job = [job["config"] for job in unique.values()]
-    per_sigma = counts[1] - counts[0]                               # trainings per seed and σ point
-    fixed = max(counts[0] - 3 * per_sigma, 0)                       # trainings per seed besides those
-    trainings = seeds * (fixed + per_sigma * scale["sigma_points"])
-    if not per_job:
-        return 0
-    weights = np.mean([8 * (2 * c["n"] * c["d_mlp"] + (c["d"] * (c["n"] + 2 * c["d_mlp"]) if c["model"] == "residual"
-                                                        else 0)) + RESULT_OVERHEAD for c in per_job])
-    history = np.mean([16 * c["steps"] for c in per_job])
-    parts = {"seeds": seeds * fixed * weights, "sigma_points": seeds * per_sigma * scale["sigma_points"] * weights,
-             "steps": trainings * history, "eval_points": trainings * 64 * (scale["eval_points"] + 1)}
-    return check_memory({flags.get(key, key): float(value) for key, value in parts.items()},
-                        f"{trainings} trainings")
+                         f"2**32 = {SEED_LIMIT}, got {first_seed} + {scale['seeds']}")
+    total, trainings = estimate_size(scale, names, first_seed)
+    available = validate.physical_memory()
+    if available is None or total <= MEMORY_FRACTION * available:
+        return total
+    limit = MEMORY_FRACTION * available
+    smallest = {key: estimate_size(dict(scale, **{key: 1}), names, first_seed)[0] for key in SIZE_KEYS}
+    key = max(SIZE_KEYS, key=lambda k: total - smallest[k])     # the value that costs the most
+    per_unit = (total - smallest[key]) / max(scale[key] - 1, 1)
+    fits = 1 + int((limit - smallest[key]) // per_unit) if per_unit > 0 and smallest[key] <= limit else None
+    allowed = f" (at most {fits} fits here)" if fits is not None and fits < scale[key] else ""
+    flag = flags.get(key, key)
+    raise ValueError(f"{trainings} trainings would hold about {format_bytes(total)}, more than {MEMORY_FRACTION:.0%} "
+                     f"of this machine's {format_bytes(available)} of memory: lower {flag}{allowed}")
 
 
 def reproduce(out_dir, scale="paper", only=None, workers=2, first_seed=0, stream=None, scale_name=None):

@@ -10,11 +10,13 @@ import pytest
 
 # reproduce is imported at collection on purpose (noqa: unused): its stream default binds now, see
 # test_experiment_commands_report_progress_on_the_current_stderr.
-from cc_numpy.core import evaluate
+from cc_numpy.core import evaluate, validate
 from cc_numpy import reproduce  # noqa: F401
 from cc_numpy.experiments import EXPERIMENTS, Results, command_name
 from cc_numpy.pipeline import jobs
 from cc_numpy.pipeline.scale import TEST, make_scale, seeds
+from cc_numpy.pipeline.jobs import job_key
+from cc_numpy.reproduce import estimate_size
 from cc_numpy.analyses import small_p  # noqa: F401
 from cc_numpy.core.data import mixing_matrix, random_streams
 from cc_numpy.core.runs import load_run
@@ -165,12 +167,7 @@ def test_evaluate_works_on_an_snmf_run(snmf_run, capsys):
     (["snmf", "--sigma", "inf"], "must be a finite number"),
     (["snmf", "--iterations", "0"], "must be a whole number >= 1"),
     (["snmf", "--mixing", "gaussian"], "invalid choice"),
-    (["seeds", "--scale", "test", "--seeds", "1e9"], "lower --seeds"),              # what memory can hold
-    (["sigma-sweep", "--scale", "test", "--sigma-points", "1e9"], "lower --sigma-points"),
-    (["seeds", "--scale", "test", "--steps", "1e9"], "lower --steps"),
-    (["seeds", "--scale", "test", "--eval-points", "1e9"], "lower --eval-points"),
     (["reproduce", "--scale", "test", "--first-seed", str(2 ** 40)], "2**32"),
-    (["seeds", "--scale", "test", "--workers", "200"], "--workers"),
 ])
 def test_bad_flags_exit_2_with_a_message(argv, message, tmp_path, capsys):
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
@@ -186,6 +183,32 @@ def test_bad_settings_exit_2_with_a_message(argv, message, tmp_path, capsys):
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
     assert_user_error(code, err, message)
     assert not (tmp_path / "out" / "weights.npz").exists() and not (tmp_path / "out" / "REPORT.md").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "--seeds", "1e9"], "lower --seeds (at most"),                    # what memory can hold
+    (["sigma-sweep", "--sigma-points", "1e9"], "lower --sigma-points (at most"),
+    (["snmf-sweep", "--scale", "test", "--sigma-points", "1e9"], "lower --sigma-points"),
+    (["naive-offset", "--scale", "test", "--seeds", "1e9"], "lower --seeds"),
+    (["eigen", "--seeds", "100000", "--steps", "1"], "lower --seeds"),             # eigen has its own steps
+    (["seeds", "--scale", "test", "--steps", "1e9"], "lower --steps"),
+    (["seeds", "--scale", "test", "--eval-points", "1e9"], "lower --eval-points"),
+    (["seeds", "--scale", "test", "--workers", "200"], "--workers"),
+])
+def test_what_memory_cannot_hold_is_refused_naming_the_flag(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(validate, "physical_memory", lambda: 16 * 10 ** 9)   # the same verdict on any machine
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
+    assert_user_error(code, err, message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_the_size_estimate_counts_at_least_every_training_an_experiment_plans(name):
+    for base, sizes in (("test", dict(seeds=2, sigma_points=25)), ("quick", dict(sigma_points=5)),
+                        ("test", dict(seeds=4, sigma_points=2))):
+        scale = make_scale(base, **sizes)
+        planned = {job_key(job) for job in EXPERIMENTS[name].jobs(scale, list(range(scale["seeds"])))}
+        assert estimate_size(scale, [name])[1] >= len(planned), (base, sizes)
 
 
 def test_an_output_file_that_is_a_folder_stops_a_pipeline_before_any_training(tmp_path, capsys):

@@ -142,9 +142,18 @@ def test_a_damaged_metrics_file_is_one_error_naming_it(run_copy, damage, capsys)
 
 def test_a_mixed_task_without_M_names_both_files(run_copy, capsys):
     rewrite_npz(run_copy / "weights.npz", lambda a: [a.pop("M"), a.pop("sigma")])
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    del metrics["weights_sha256"]                               # a metrics.json that names no weights
+    (run_copy / "metrics.json").write_text(json.dumps(metrics))
     code, _, err = run_cli(["evaluate", str(run_copy), "--p", "0.1", "--samples", "100"], capsys)
-    assert_user_error(code, err, "metrics.json")
+    assert_user_error(code, err, "holds no M")
     assert "weights.npz" in err
+
+
+def test_metrics_written_for_other_weights_are_refused(run_copy, capsys):
+    rewrite_npz(run_copy / "weights.npz", lambda a: a.update(W_in=2 * a["W_in"]))
+    code, _, err = run_cli(["evaluate", str(run_copy), "--p", "0.1", "--samples", "100"], capsys)
+    assert_user_error(code, err, "other weights")
 
 
 def test_history_npz_is_never_read_so_a_damaged_one_changes_nothing(run_copy, capsys):

@@ -249,3 +249,18 @@ def test_an_npz_whose_header_declares_more_than_it_holds_is_corrupt_not_a_memory
         archive.writestr("W_in.npy", header.getvalue() + bytes(16))
     with pytest.raises(storage.CorruptFileError, match="declares shape"):
         storage.load_npz(tmp_path / "bomb.npz")
+
+
+def test_a_save_that_fails_on_its_weights_leaves_the_earlier_run_whole(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    old = {"W_in": rng.standard_normal((3, 4)), "W_out": rng.standard_normal((4, 3))}
+    runs.save_run(tmp_path, old, metrics={"config": {"task": "clean", "seed": 7}}, history=rng.random(5))
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+
+    def full_disk(path, arrays):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(runs, "save_npz", full_disk)
+    with pytest.raises(OSError):
+        runs.save_run(tmp_path, {"W_in": 2 * old["W_in"], "W_out": old["W_out"]}, metrics={"config": {"task": "clean"}})
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+    assert runs.load_run(tmp_path)[3]["config"]["seed"] == 7

@@ -6,11 +6,9 @@ weights.npz   W_in, W_out (+ W_E for the residual model); for the mixed task the
 metrics.json  the config, the final running loss, timings, and any evaluation.
 history.npz   loss (steps,) per training step; sigma (steps,) when σ was learned.
 
-All three are written atomically (``storage.py``), and the run as a whole too: ``save_run``
-first removes an earlier run's metrics.json and history.npz, then writes weights.npz, history.npz
-and, last, metrics.json with the SHA-256 of the weights it belongs to. So a folder whose
-metrics.json is missing was not finished, and ``load_run`` refuses a metrics.json written for
-other weights.
+All three are written atomically (``storage.py``), and ``save_run`` writes metrics.json last,
+with the SHA-256 of the weights it belongs to: a save stopped after its weights leaves an earlier
+run's metrics.json (or none), and ``load_run`` refuses a metrics.json written for other weights.
 """
 
 import hashlib
@@ -33,17 +31,16 @@ def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sig
     if M is not None:
         weights["M"] = M
         weights["sigma"] = np.array(float(sigma))
-    for name in ("metrics.json", "history.npz"):                 # an earlier run's: it must not outlive its weights
-        stale = os.path.join(out_dir, name)
-        if os.path.isfile(stale) or os.path.islink(stale):
-            os.remove(stale)
     path = os.path.join(out_dir, "weights.npz")
-    save_npz(path, weights)
+    save_npz(path, weights)                                     # a failed write leaves an earlier run whole
+    history_path = os.path.join(out_dir, "history.npz")
     if history is not None:
         arrays = {"loss": history}
         if sigma_history is not None:
             arrays["sigma"] = sigma_history
-        save_npz(os.path.join(out_dir, "history.npz"), arrays)
+        save_npz(history_path, arrays)
+    elif os.path.isfile(history_path) or os.path.islink(history_path):
+        os.remove(history_path)                                 # an earlier run's: it must not outlive its weights
     save_json(os.path.join(out_dir, "metrics.json"), dict(metrics or {}, weights_sha256=file_sha256(path)))
     return path
 

@@ -175,11 +175,12 @@ def check_memory(parts, what="this run"):
     if available is None or total <= MEMORY_FRACTION * available:
         return total
     name, largest = max(parts.items(), key=lambda item: item[1])
-    raise ValueError(f"{what} would need about {_bytes(total)}, more than {MEMORY_FRACTION:.0%} of this "
-                     f"machine's {_bytes(available)} of memory, {_bytes(largest)} of it for {name}: lower {name}")
+    raise ValueError(f"{what} would need about {format_bytes(total)}, more than {MEMORY_FRACTION:.0%} of this "
+                     f"machine's {format_bytes(available)} of memory, {format_bytes(largest)} of it for {name}: lower {name}")
 
 
-def _bytes(count):
+def format_bytes(count):
+    """A byte count for a message: '1.26 GB'."""
     for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
         if count < 1000 or unit == "PB":
             return f"{count:.3g} {unit}"
