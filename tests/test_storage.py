@@ -264,3 +264,10 @@ def test_a_save_that_fails_on_its_weights_leaves_the_earlier_run_whole(tmp_path,
         runs.save_run(tmp_path, {"W_in": 2 * old["W_in"], "W_out": old["W_out"]}, metrics={"config": {"task": "clean"}})
     assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
     assert runs.load_run(tmp_path)[3]["config"]["seed"] == 7
+
+
+def test_a_folder_that_cannot_be_written_leaves_no_folders_behind(tmp_path):
+    too_long = tmp_path.joinpath(*["b" * 200] * 25)              # each part fits, the whole path does not
+    with pytest.raises(OSError, match="cannot write into"):
+        storage.check_writable(too_long)
+    assert os.listdir(tmp_path) == []

@@ -81,17 +81,33 @@ def check_writable(folder):
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise OSError(f"cannot write into {folder}: it exists and is not a folder")
-    probe = []
+    probe, created = [], _missing_folders(folder)
     try:
         os.makedirs(folder, exist_ok=True)
         os.close(_open_new(folder, ".probe-", "", probe))
         os.remove(probe[-1])                                    # a folder that keeps what is put in it is refused
         probe.clear()
     except OSError as error:
+        _remove_existing(probe)
+        for made in reversed(created):                          # a refused folder leaves nothing behind
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
         raise OSError(error.errno, f"cannot write into {folder}: {error.strerror or error}") from None
     finally:
         _remove_existing(probe)
     return folder
+
+
+def _missing_folders(folder):
+    """The folders ``os.makedirs(folder)`` would create, outermost first."""
+    missing, path = [], os.path.abspath(folder)
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing[::-1]
 
 
 def check_writable_file(path):
