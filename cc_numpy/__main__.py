@@ -363,7 +363,7 @@ def run_evaluate(args):
     n = params["W_E"].shape[1] if "W_E" in params else params["W_in"].shape[1]
     if args.max_samples is not None and args.target_stderr is None:
         raise ValueError("--max-samples only applies with --target-stderr (without it every p gets --samples)")
-    cap = DEFAULT_MAX_SAMPLES if args.max_samples is None else args.max_samples
+    cap = max(DEFAULT_MAX_SAMPLES, args.samples) if args.max_samples is None else args.max_samples
     if args.target_stderr is not None and cap < args.samples:
         raise ValueError(f"--max-samples {cap} is below --samples {args.samples}, the samples every p gets first")
     budget = max(args.samples, cap) if args.target_stderr is not None else args.samples
@@ -462,8 +462,9 @@ def _check_pipeline(args, scale, names):
     from .reproduce import check_size
 
     names = [resolve(name) for name in names]
-    check_size(scale, names, args.first_seed, flags=PIPELINE_FLAGS)
-    _estimate({"--workers": 300_000_000 * args.workers}, f"{args.workers} worker processes")
+    plan = check_size(scale, names, args.first_seed, flags=PIPELINE_FLAGS)
+    _estimate({"--workers": 300_000_000 * args.workers, "the plan (--seeds, --sigma-points, …)": plan},
+              f"{args.workers} worker processes and the plan")
     check_writable_files(args.out, ("REPORT.md", "timings.json"))
     check_writable(os.path.join(args.out, "cache"))
     check_writable_files(os.path.join(args.out, "numbers"), [f"{name}.json" for name in names])

@@ -71,7 +71,9 @@ def _owners(jobs_by_name):
 
 SEED_LIMIT = 2 ** 32    # seeds stay below this: NumPy's usual seed range, and exact as floats on a figure's axis
 RESULT_OVERHEAD = 8192  # bytes a finished training holds besides its arrays (its config, key, dicts)
-LIST_ENTRY = 100        # bytes per entry of a list of seeds, σ's or p's built while planning
+LIST_ENTRY = 200        # bytes per entry of a list of seeds, σ's or p's built while planning (150 measured)
+EVAL_POINT = 512        # bytes per evaluation p of one training: its grid in the config, the job's key, the curve
+ANCHOR_POINTS = (8, 15) # σ grids the plan is counted at: neither holds 0.025 or 0.03, σ's other figures share
 SIZE_KEYS = ("seeds", "sigma_points", "steps", "eval_points")   # the scale keys the command line sets
 
 
@@ -83,31 +85,42 @@ def _result_bytes(config):
     return 8 * (weights + mixing + 2 * config["steps"]) + RESULT_OVERHEAD
 
 
+EXACT_UP_TO = {"seeds": 16, "sigma_points": 256}   # plans this small are counted job by job
+
+
+def _plan(scale, names, first_seed, seeds, points):
+    """(trainings, bytes of their results) of the plan at ``seeds`` seeds and ``points`` σ points."""
+    small = dict(scale, seeds=seeds, sigma_points=points, eval_points=min(scale["eval_points"], 3))
+    seed_list = list(range(first_seed, first_seed + seeds))
+    unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, seed_list)}
+    return np.array([len(unique), sum(_result_bytes(job["config"]) for job in unique.values())], dtype=float)
+
+
 def estimate_size(scale, names, first_seed=0):
     """(bytes, trainings) a reproduction of ``names`` at ``scale`` holds, without planning it at full size.
 
-    Plans at 1, 3 and 4 seeds and at σ grids of 9 and 17 points (cheap at any scale), takes the
-    training count and the results' bytes linearly in σ points, then piecewise linearly in seeds
-    (an experiment with a fixed or a least seed count adds what it adds), and adds each training's
-    evaluation curve and the lists built while planning.
+    Up to ``EXACT_UP_TO`` seeds and σ points the plan is counted job by job. Beyond, it is planned at
+    1, 3 and 4 seeds and at σ grids of ``ANCHOR_POINTS`` and extended linearly in σ points and
+    piecewise linearly in seeds (an experiment with a fixed or a least seed count adds what it adds):
+    an estimate, a few per cent either way, for refusing what cannot fit. Each training's
+    evaluation curve and the lists built while planning are added to its results' bytes.
     """
-    anchors = {}
-    for seeds in (1, 3, 4):
-        at = []
-        for points in (9, 17):
-            small = dict(scale, seeds=seeds, sigma_points=points, eval_points=min(scale["eval_points"], 3))
-            seed_list = list(range(first_seed, first_seed + seeds))
-            unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, seed_list)}
-            at.append(np.array([len(unique), sum(_result_bytes(job["config"]) for job in unique.values())]))
-        anchors[seeds] = at[0] + (scale["sigma_points"] - 9) / 8 * (at[1] - at[0])    # linear in σ points
-    S = scale["seeds"]
-    if S <= 3:
-        trainings, results = anchors[1] + (S - 1) / 2 * (anchors[3] - anchors[1])
+    S, P = scale["seeds"], scale["sigma_points"]
+    if S <= EXACT_UP_TO["seeds"] and P <= EXACT_UP_TO["sigma_points"]:
+        trainings, results = _plan(scale, names, first_seed, S, P)
     else:
-        trainings, results = anchors[3] + (S - 3) * (anchors[4] - anchors[3])
-    trainings, results = max(trainings, 0.0), max(results, 0.0)
-    lists = LIST_ENTRY * (scale["seeds"] + scale["sigma_points"] + scale["eval_points"])
-    return float(results + trainings * 64 * (scale["eval_points"] + 1) + lists), int(round(trainings))
+        low, high = ANCHOR_POINTS
+        anchors = {}
+        for seeds in (1, 3, 4):
+            at = [_plan(scale, names, first_seed, seeds, points) for points in ANCHOR_POINTS]
+            anchors[seeds] = at[0] + (P - low) / (high - low) * (at[1] - at[0])      # linear in σ points
+        if S <= 3:
+            trainings, results = anchors[1] + (S - 1) / 2 * (anchors[3] - anchors[1])
+        else:
+            trainings, results = anchors[3] + (S - 3) * (anchors[4] - anchors[3])
+        trainings, results = max(trainings, 0.0), max(results, 0.0)
+    lists = LIST_ENTRY * (S + P + scale["eval_points"])
+    return float(results + trainings * EVAL_POINT * (scale["eval_points"] + 1) + lists), int(round(trainings))
 
 
 def check_size(scale, names, first_seed=0, flags=None):

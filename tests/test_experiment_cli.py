@@ -197,18 +197,26 @@ def test_bad_settings_exit_2_with_a_message(argv, message, tmp_path, capsys):
 ])
 def test_what_memory_cannot_hold_is_refused_naming_the_flag(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(validate, "physical_memory", lambda: 16 * 10 ** 9)   # the same verdict on any machine
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a refused run must not train")
+    monkeypatch.setattr(reproduce, "run_jobs", no_training)
     code, _, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
     assert_user_error(code, err, message)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_the_size_estimate_counts_at_least_every_training_an_experiment_plans(name):
+@pytest.mark.parametrize("names", [[name] for name in EXPERIMENTS] + [list(EXPERIMENTS)],
+                         ids=list(EXPERIMENTS) + ["all"])
+def test_the_size_estimate_counts_at_least_every_training_an_experiment_plans(names):
     for base, sizes in (("test", dict(seeds=2, sigma_points=25)), ("quick", dict(sigma_points=5)),
-                        ("test", dict(seeds=4, sigma_points=2))):
+                        ("test", dict(seeds=4, sigma_points=2)), ("paper", {})):
         scale = make_scale(base, **sizes)
-        planned = {job_key(job) for job in EXPERIMENTS[name].jobs(scale, list(range(scale["seeds"])))}
-        assert estimate_size(scale, [name])[1] >= len(planned), (base, sizes)
+        planned = {job_key(job) for name in names for job in EXPERIMENTS[name].jobs(scale, list(range(scale["seeds"])))}
+        assert estimate_size(scale, names)[1] == len(planned), (base, sizes)          # counted job by job
+    scale = make_scale("test", seeds=17, sigma_points=30)                             # extrapolated: an estimate
+    planned = {job_key(job) for name in names for job in EXPERIMENTS[name].jobs(scale, list(range(17)))}
+    assert 0.9 * len(planned) <= estimate_size(scale, names)[1] <= 1.5 * len(planned) + 2
 
 
 def test_an_output_file_that_is_a_folder_stops_a_pipeline_before_any_training(tmp_path, capsys):

@@ -1,11 +1,13 @@
 """Tests for cc_numpy.core.storage (atomic .npz / JSON) and cc_numpy.core.runs (a run's files)."""
 
 import gc
+import hashlib
 import io
 import json
 import os
 import stat
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +161,7 @@ def test_mlp_run_round_trip_with_M_and_sigma(tmp_path):
     np.testing.assert_array_equal(M_loaded, M)
     assert sigma == 0.02
     assert metrics_loaded == {"config": {"task": "mixed"}, "loss": 0.07,
-                              "weights_sha256": runs.file_sha256(weights_path)}
+                              "weights_sha256": hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()}
     saved_history = storage.load_npz(tmp_path / "run" / "history.npz")
     np.testing.assert_array_equal(saved_history["loss"], history)
     np.testing.assert_array_equal(saved_history["sigma"], sigma_history)
@@ -271,3 +273,16 @@ def test_a_folder_that_cannot_be_written_leaves_no_folders_behind(tmp_path):
     with pytest.raises(OSError, match="cannot write into"):
         storage.check_writable(too_long)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_save_stopped_after_its_weights_leaves_no_earlier_metrics_beside_them(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    old = {"W_in": rng.standard_normal((3, 4)), "W_out": rng.standard_normal((4, 3))}
+    runs.save_run(tmp_path, old, metrics={"config": {"task": "clean", "seed": 7}})
+
+    def interrupted(path, obj):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runs, "save_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runs.save_run(tmp_path, {"W_in": 2 * old["W_in"], "W_out": old["W_out"]}, metrics={"config": {"task": "clean"}})
+    assert sorted(os.listdir(tmp_path)) == ["weights.npz"]       # the new weights, and no metrics that are not theirs

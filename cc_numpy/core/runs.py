@@ -6,12 +6,13 @@ weights.npz   W_in, W_out (+ W_E for the residual model); for the mixed task the
 metrics.json  the config, the final running loss, timings, and any evaluation.
 history.npz   loss (steps,) per training step; sigma (steps,) when σ was learned.
 
-All three are written atomically (``storage.py``), and ``save_run`` writes metrics.json last,
-with the SHA-256 of the weights it belongs to: a save stopped after its weights leaves an earlier
-run's metrics.json (or none), and ``load_run`` refuses a metrics.json written for other weights.
+All three are written atomically (``storage.py``). ``save_run`` writes the weights first (a
+failed write leaves an earlier run whole), then removes an earlier run's metrics.json, and writes
+metrics.json last with the SHA-256 of exactly the weights' bytes it wrote; ``load_run`` hashes
+exactly the bytes it reads the arrays from and refuses a metrics.json written for other weights.
+So files of two runs are never read as one, even when two saves or a save and a load overlap.
 """
 
-import hashlib
 import os
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from .config import WEIGHT_KEYS
 from .evaluate import check_model_params
 from .data import TASKS
-from .storage import CorruptFileError, load_json, load_npz, save_json, save_npz, stored_array
+from .storage import CorruptFileError, load_json, load_npz_and_sha256, save_json, save_npz, stored_array
 
 
 RUN_FILES = ("weights.npz", "metrics.json", "history.npz", "checkpoint.npz")   # what a run folder may hold
@@ -32,7 +33,10 @@ def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sig
         weights["M"] = M
         weights["sigma"] = np.array(float(sigma))
     path = os.path.join(out_dir, "weights.npz")
-    save_npz(path, weights)                                     # a failed write leaves an earlier run whole
+    weights_sha256 = save_npz(path, weights)                    # a failed write leaves an earlier run whole
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    if os.path.isfile(metrics_path) or os.path.islink(metrics_path):
+        os.remove(metrics_path)                                 # an earlier run's: never beside these weights
     history_path = os.path.join(out_dir, "history.npz")
     if history is not None:
         arrays = {"loss": history}
@@ -41,17 +45,8 @@ def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sig
         save_npz(history_path, arrays)
     elif os.path.isfile(history_path) or os.path.islink(history_path):
         os.remove(history_path)                                 # an earlier run's: it must not outlive its weights
-    save_json(os.path.join(out_dir, "metrics.json"), dict(metrics or {}, weights_sha256=file_sha256(path)))
+    save_json(metrics_path, dict(metrics or {}, weights_sha256=weights_sha256))   # the bytes just written
     return path
-
-
-def file_sha256(path):
-    """The SHA-256 of a file's bytes, as hex: what ties a run's metrics.json to its weights.npz."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_run(path):
@@ -65,7 +60,7 @@ def load_run(path):
     """
     path = os.fspath(path)
     weights_path = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
-    arrays = load_npz(weights_path, required=("W_in", "W_out"))
+    arrays, weights_sha256 = load_npz_and_sha256(weights_path, required=("W_in", "W_out"))
     params = {k: stored_array(arrays, k, weights_path, shape=(None, None))
               for k in WEIGHT_KEYS if k in arrays}
     try:
@@ -79,7 +74,7 @@ def load_run(path):
     metrics_path = os.path.join(os.path.dirname(weights_path), "metrics.json")
     metrics = load_json(metrics_path, expect=dict) if os.path.exists(metrics_path) else {}
     recorded = metrics.get("weights_sha256")
-    if recorded is not None and recorded != file_sha256(weights_path):
+    if recorded is not None and recorded != weights_sha256:
         raise CorruptFileError(f"{metrics_path} was written for other weights than {weights_path} (a save that "
                                "was interrupted, or files copied from two runs); rerun the training")
     config = metrics.setdefault("config", {})

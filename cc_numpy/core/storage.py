@@ -14,6 +14,8 @@ long work is done, so a run never finishes and then fails to save.
 
 import contextlib
 import errno
+import hashlib
+import io
 import json
 import os
 import secrets
@@ -135,21 +137,35 @@ def check_writable_files(folder, names):
 
 
 def save_npz(path, arrays):
-    """Write a dict of arrays (and scalars) to ``path`` atomically, uncompressed; object arrays are refused."""
+    """Write a dict of arrays (and scalars) to ``path`` atomically, uncompressed; object arrays are refused.
+
+    Returns the SHA-256 (hex) of exactly the bytes written.
+    """
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     for key, value in arrays.items():
         if value.dtype.hasobject:
             raise TypeError(f"array {key!r} holds Python objects; only numeric and string arrays are stored")
-    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    write_atomic(path, lambda handle: handle.write(data))
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_npz(path, required=()):
     """Read an ``.npz`` into a dict of arrays; raise CorruptFileError if unreadable or keys are missing."""
+    return load_npz_and_sha256(path, required)[0]
+
+
+def load_npz_and_sha256(path, required=()):
+    """:func:`load_npz`, and the SHA-256 (hex) of exactly the bytes the arrays were read from."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as file:
+            data = file.read()                                  # one read: the arrays and the hash agree
+        with io.BytesIO(data) as handle:
             head = handle.read(4)
             if not head.startswith(_ZIP_MAGIC):
                 kind = "pickled Python objects, which are never loaded" if head.startswith(_PICKLE_MAGIC) else \
@@ -172,7 +188,7 @@ def load_npz(path, required=()):
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it has {sorted(arrays)}")
-    return arrays
+    return arrays, hashlib.sha256(data).hexdigest()
 
 
 def _check_declared_size(archive, key, path):
