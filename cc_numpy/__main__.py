@@ -343,11 +343,11 @@ def run_evaluate(args):
     from .analyses.baselines import naive_loss_over_p
     from .core.data import random_streams
     from .core.evaluate import MIN_EXPECTED_ACTIVE, loss_over_p
-    from .core.runs import RUN_FILES, load_run
+    from .core.runs import RUN_FILES, load_run, run_folder
     from .core.storage import check_writable_file, save_json
     from .core.validate import check_enough_active
 
-    folder = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.abspath(args.run))
+    folder = run_folder(args.run)
     if args.out is not None:                                    # never over the run it reads
         if not args.out.lower().endswith(".json"):
             raise ValueError(f"--out must name a .json file, got {args.out!r}")

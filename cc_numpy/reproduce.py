@@ -91,7 +91,7 @@ EXACT_UP_TO = {"seeds": 16, "sigma_points": 256}   # plans this small are counte
 def _plan(scale, names, first_seed, seeds, points):
     """(trainings, bytes of their results) of the plan at ``seeds`` seeds and ``points`` σ points."""
     small = dict(scale, seeds=seeds, sigma_points=points, eval_points=min(scale["eval_points"], 3))
-    seed_list = list(range(first_seed, first_seed + seeds))
+    seed_list = scale_seeds(small, first_seed)
     unique = {job_key(job): job for name in names for job in EXPERIMENTS[name].jobs(small, seed_list)}
     return np.array([len(unique), sum(_result_bytes(job["config"]) for job in unique.values())], dtype=float)
 

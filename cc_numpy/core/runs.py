@@ -26,6 +26,12 @@ from .storage import CorruptFileError, load_json, load_npz_and_sha256, save_json
 RUN_FILES = ("weights.npz", "metrics.json", "history.npz", "checkpoint.npz")   # what a run folder may hold
 
 
+def run_folder(path):
+    """The folder of a run given as its folder or as its weights file."""
+    path = os.fspath(path)
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
 def save_run(out_dir, params, M=None, sigma=0.0, metrics=None, history=None, sigma_history=None):
     """Write a run's files into ``out_dir`` (created if needed); return the weights path."""
     weights = {k: v for k, v in params.items() if k in WEIGHT_KEYS}
@@ -71,7 +77,7 @@ def load_run(path):
     if "M" in arrays or "sigma" in arrays:
         M = stored_array(arrays, "M", weights_path, shape=(n, n))
         sigma = float(stored_array(arrays, "sigma", weights_path, shape=()))
-    metrics_path = os.path.join(os.path.dirname(weights_path), "metrics.json")
+    metrics_path = os.path.join(run_folder(path), "metrics.json")
     metrics = load_json(metrics_path, expect=dict) if os.path.exists(metrics_path) else {}
     recorded = metrics.get("weights_sha256")
     if recorded is not None and recorded != weights_sha256:

@@ -90,7 +90,7 @@ def check_writable(folder):
         os.remove(probe[-1])                                    # a folder that keeps what is put in it is refused
         probe.clear()
     except OSError as error:
-        _remove_existing(probe)
+        _remove_existing(probe)                                 # first: a folder holding the probe cannot go
         for made in reversed(created):                          # a refused folder leaves nothing behind
             with contextlib.suppress(OSError):
                 os.rmdir(made)
